@@ -1,0 +1,38 @@
+"""Every policy behind one interface (:class:`Agent`), and a registry by name."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shopgym.agents.bandits import EpsilonGreedyAgent
+from shopgym.agents.base import Agent, Transition
+from shopgym.agents.baselines import OracleAgent, PopularityAgent, RandomAgent
+from shopgym.agents.static_mf import StaticMFAgent
+from shopgym.simulator.errors import ConfigError
+
+AGENTS: dict[str, type[Agent]] = {
+    agent.name: agent
+    for agent in (RandomAgent, PopularityAgent, EpsilonGreedyAgent, StaticMFAgent, OracleAgent)
+}
+
+
+def make_agent(
+    name: str, observation_space, action_space, seed: int = 0, device: str = "auto", **kwargs: Any
+) -> Agent:
+    """Build the agent registered as ``name``."""
+    if name not in AGENTS:
+        raise ConfigError(f"unknown agent {name!r}; available: {', '.join(AGENTS)}")
+    return AGENTS[name](observation_space, action_space, seed=seed, device=device, **kwargs)
+
+
+__all__ = [
+    "AGENTS",
+    "Agent",
+    "EpsilonGreedyAgent",
+    "OracleAgent",
+    "PopularityAgent",
+    "RandomAgent",
+    "StaticMFAgent",
+    "Transition",
+    "make_agent",
+]

@@ -1,0 +1,37 @@
+"""Gymnasium environments over the shopper simulator, and their registration.
+
+Importing ``shopgym.envs`` registers:
+
+- ``shopgym/Shopper-v0``: shoppers of the embedded MovieLens World (BPR-MF fitted
+  on real ratings; fitted once and cached, see ``shopgym.simulator.build``);
+- ``shopgym/SyntheticShopper-v0``: a small synthetic World with a known truth
+  (200 shoppers, 40 items), for fast experiments and tests.
+
+``gymnasium.make(id)`` gives the single-shopper :class:`ShopperEnv`;
+``gymnasium.make_vec(id, num_envs=B)`` the batched :class:`ShopperVectorEnv`;
+:class:`ShopperSB3VecEnv` is the Stable-Baselines3 adapter.
+"""
+
+from gymnasium.envs.registration import register, registry
+
+from shopgym.envs.sb3 import ShopperSB3VecEnv
+from shopgym.envs.shopper import ShopperEnv
+from shopgym.envs.shopper_vector import ShopperVectorEnv
+from shopgym.envs.spaces import SlateSpace
+
+# id -> keyword arguments of the preset.
+PRESETS: dict[str, dict] = {
+    "shopgym/Shopper-v0": {},
+    "shopgym/SyntheticShopper-v0": {"world": "synthetic", "num_candidates": 10, "slate_size": 3},
+}
+
+for _env_id, _kwargs in PRESETS.items():
+    if _env_id not in registry:
+        register(
+            id=_env_id,
+            entry_point="shopgym.envs.shopper:ShopperEnv",
+            vector_entry_point="shopgym.envs.shopper_vector:ShopperVectorEnv",
+            kwargs=_kwargs,
+        )
+
+__all__ = ["PRESETS", "ShopperEnv", "ShopperSB3VecEnv", "ShopperVectorEnv", "SlateSpace"]

@@ -1,0 +1,61 @@
+"""What the single, vector and SB3 environments share: building the batched
+simulator from keyword arguments, and turning its tensors into NumPy."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from shopgym.simulator.build import resolve_world
+from shopgym.simulator.config import ShopperConfig
+from shopgym.simulator.errors import ConfigError
+from shopgym.simulator.shoppers import ShopperSimulator, StepOutcome
+from shopgym.simulator.world import World
+
+CONFIG_FIELDS = tuple(field.name for field in dataclasses.fields(ShopperConfig))
+
+
+def make_simulator(
+    num_shoppers: int,
+    world: World | str | Path | None,
+    shoppers: str,
+    device: str | torch.device,
+    config: ShopperConfig | None,
+    overrides: dict[str, Any],
+) -> ShopperSimulator:
+    """Build the simulator; ``overrides`` are ``ShopperConfig`` fields given as keywords."""
+    unknown = sorted(set(overrides) - set(CONFIG_FIELDS))
+    if unknown:
+        raise ConfigError(
+            f"unknown environment option(s) {unknown}; valid options: {list(CONFIG_FIELDS)}"
+        )
+    config = dataclasses.replace(config or ShopperConfig(), **overrides)
+    if shoppers not in ("train", "test", "all"):
+        raise ConfigError(f"shoppers must be 'train', 'test' or 'all', got {shoppers!r}")
+    return ShopperSimulator(resolve_world(world, device), config, num_shoppers, shoppers, device)
+
+
+def to_numpy(tensors: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
+    """Batched tensors -> batched NumPy arrays (float32 and int64)."""
+    return {key: value.cpu().numpy() for key, value in tensors.items()}
+
+
+def row(batch: dict[str, np.ndarray], index: int) -> dict[str, np.ndarray]:
+    """One shopper's entries of a batched dict."""
+    return {key: value[index] for key, value in batch.items()}
+
+
+def step_info(simulator: ShopperSimulator, outcome: StepOutcome | None, oracle_info: bool) -> dict:
+    """Batched info: ``clicks`` and ``purchases`` (B, k) of the slate just shown, and
+    with ``oracle_info`` the true ``utilities`` (B, N) of the next candidates."""
+    info: dict[str, np.ndarray] = {}
+    if outcome is not None:
+        info["clicks"] = outcome.clicks.cpu().numpy()
+        info["purchases"] = outcome.purchases.cpu().numpy()
+    if oracle_info:
+        info["utilities"] = simulator.utilities(simulator.candidates).cpu().numpy()
+    return info

@@ -1,0 +1,91 @@
+"""Action and observation spaces of the shopper environments."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+
+from shopgym.simulator.shoppers import ShopperSimulator
+
+
+class SlateSpace(spaces.MultiDiscrete):
+    """Slates of k distinct indices into N candidates, optionally for B shoppers.
+
+    A ``MultiDiscrete`` whose ``sample()`` draws without replacement and whose
+    ``contains()`` rejects repeated items, so that environment checkers (which step
+    with ``action_space.sample()``) only ever send valid slates, while an invalid
+    slate stays an error in ``step``.
+
+    Args:
+        num_candidates: N.
+        slate_size: k (<= N).
+        num_shoppers: B for a batched space of shape (B, k); ``None`` for shape (k,).
+    """
+
+    def __init__(
+        self,
+        num_candidates: int,
+        slate_size: int,
+        num_shoppers: int | None = None,
+        seed: Any = None,
+    ):
+        if not 1 <= slate_size <= num_candidates:
+            raise ValueError(f"slate_size must be in [1, {num_candidates}], got {slate_size}")
+        shape = (slate_size,) if num_shoppers is None else (num_shoppers, slate_size)
+        super().__init__(np.full(shape, num_candidates, dtype=np.int64), dtype=np.int64, seed=seed)
+        self.num_candidates = num_candidates
+        self.slate_size = slate_size
+        self.num_shoppers = num_shoppers
+
+    def sample(self, mask: Any = None, probability: Any = None) -> np.ndarray:
+        if mask is not None or probability is not None:
+            raise ValueError("SlateSpace.sample does not support mask or probability")
+        rows = 1 if self.num_shoppers is None else self.num_shoppers
+        slates = random_slates(rows, self.num_candidates, self.slate_size, self.np_random)
+        return slates[0] if self.num_shoppers is None else slates
+
+    def contains(self, x: Any) -> bool:
+        if not super().contains(x):
+            return False
+        rows = np.sort(np.asarray(x).reshape(-1, self.slate_size), axis=1)
+        return bool((rows[:, 1:] != rows[:, :-1]).all())
+
+    def __repr__(self) -> str:
+        batch = "" if self.num_shoppers is None else f", num_shoppers={self.num_shoppers}"
+        return (
+            f"SlateSpace(num_candidates={self.num_candidates}, slate_size={self.slate_size}{batch})"
+        )
+
+
+def random_slates(
+    num_rows: int, num_candidates: int, slate_size: int, rng: np.random.Generator
+) -> np.ndarray:
+    """(B, k) uniformly random slates without repeats."""
+    keys = rng.random((num_rows, num_candidates))
+    return np.argsort(keys, axis=1)[:, :slate_size].astype(np.int64)
+
+
+def observation_space(simulator: ShopperSimulator) -> spaces.Dict:
+    """The observation space of one shopper (see ``ShopperSimulator.observe``)."""
+    config = simulator.config
+    num_items = simulator.num_items
+    n, h = config.num_candidates, config.history_length
+    # Per-column bounds of the feature table (which includes the all-zero empty slot).
+    table = simulator.feature_table.cpu().numpy()
+    low, high = table.min(0), table.max(0)
+    return spaces.Dict(
+        {
+            "candidate_ids": spaces.MultiDiscrete(np.full(n, num_items, dtype=np.int64)),
+            "candidate_features": spaces.Box(
+                np.tile(low, (n, 1)), np.tile(high, (n, 1)), dtype=np.float32
+            ),
+            # num_items marks an empty slot.
+            "history_ids": spaces.MultiDiscrete(np.full(h, num_items + 1, dtype=np.int64)),
+            "history_features": spaces.Box(
+                np.tile(low, (h, 1)), np.tile(high, (h, 1)), dtype=np.float32
+            ),
+            "step": spaces.Box(0.0, float(config.max_steps), (1,), np.float32),
+        }
+    )

@@ -1,0 +1,71 @@
+"""Reward curves with confidence bands, from per-episode records alone."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; no display needed
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from shopgym.experiments.stats import bootstrap_ci
+
+
+def reward_curves(episodes: pd.DataFrame, max_points: int = 20) -> pd.DataFrame:
+    """Mean return per evaluation round, across seeds.
+
+    Round r holds every parallel shopper slot's (r+1)-th session (see
+    :func:`shopgym.experiments.evaluation.evaluate`); rounds are merged into at most
+    ``max_points`` consecutive blocks. Per seed, a block's value is its mean return;
+    across seeds, the mean with a 95% bootstrap interval.
+
+    Returns:
+        Columns ``agent, episode`` (episodes completed by the block's end), ``mean, low, high``.
+    """
+    rows = []
+    for agent, group in episodes.groupby("agent", sort=False):
+        rounds = int(group["round"].max()) + 1
+        block_of_round = np.arange(rounds) * min(max_points, rounds) // rounds
+        blocks = group.assign(block=block_of_round[group["round"].to_numpy()])
+        per_seed = (
+            blocks.groupby(["block", "seed"])["return"].mean().unstack("seed")
+        )  # (blocks, seeds)
+        episodes_per_seed = (
+            blocks.groupby(["block", "seed"]).size().unstack("seed").mean(1).cumsum()
+        )
+        for block, values in per_seed.iterrows():
+            values = values.dropna().to_numpy()
+            low, high = bootstrap_ci(values)
+            rows.append(
+                {
+                    "agent": agent,
+                    "episode": float(episodes_per_seed[block]),
+                    "mean": values.mean(),
+                    "low": low,
+                    "high": high,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def plot_reward_curves(episodes: pd.DataFrame, path: str | Path, title: str = "") -> Path:
+    """Write a PNG of return vs evaluation episode, one line and 95% band per agent."""
+    curves = reward_curves(episodes)
+    figure, axis = plt.subplots(figsize=(7, 4.2), dpi=120)
+    for agent, curve in curves.groupby("agent", sort=False):
+        axis.plot(curve["episode"], curve["mean"], label=agent, linewidth=1.8)
+        axis.fill_between(curve["episode"], curve["low"], curve["high"], alpha=0.25)
+    seeds = episodes.groupby("agent")["seed"].nunique().min()
+    axis.set_xlabel("evaluation episode (held-out shoppers)")
+    axis.set_ylabel("return per episode")
+    axis.set_title(title or f"Reward curves: mean and 95% bootstrap CI over {seeds} seeds")
+    axis.grid(alpha=0.3)
+    axis.legend(frameon=False, fontsize=8, loc="best")
+    figure.tight_layout()
+    path = Path(path)
+    figure.savefig(path)
+    plt.close(figure)
+    return path

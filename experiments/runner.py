@@ -1,0 +1,254 @@
+"""Experiments: every (agent, seed) pair trained on train shoppers, evaluated on
+held-out shoppers, recorded episode by episode in a run directory.
+
+Run directory layout::
+
+    config.json              the run's configuration, the World's hash and card summary
+    records/<agent>__seed<s>.csv   per-episode records of one (agent, seed), written atomically
+    records/<agent>__seed<s>.json  what that agent was trained on, wall time
+    episodes.csv             all records (agent, seed, episode, return, clicks, ...)
+    summary.csv              per agent: mean and 95% CI of return, CTR, purchases per session
+    reward_curve.png         return vs evaluation episode with 95% bands
+
+An interrupted run resumes: finished (agent, seed) records are kept and skipped.
+Seeds: seed ``s`` seeds the agent and the evaluation environment with ``s``, and the
+training environment with ``TRAIN_SEED_OFFSET + s``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import time
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from pathlib import Path
+
+import gymnasium as gym
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from shopgym.agents import AGENTS, make_agent
+from shopgym.experiments.evaluation import evaluate
+from shopgym.experiments.plots import plot_reward_curves
+from shopgym.experiments.stats import format_table, summarize
+from shopgym.simulator.build import resolve_world
+from shopgym.simulator.device import resolve_device
+from shopgym.simulator.errors import ConfigError, DataError
+from shopgym.simulator.world import World
+
+TRAIN_SEED_OFFSET = 10_000
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Evaluate agents on held-out shoppers over several seeds."""
+
+    env: str = "shopgym/Shopper-v0"
+    """Registered environment ID (see ``shopgym envs``)."""
+    agents: str = "random,popularity,epsilon-greedy,static-mf,oracle"
+    """Comma-separated agent names (see ``shopgym agents``)."""
+    seeds: int = 10
+    """Number of seeds (0 .. seeds-1) per agent."""
+    episodes: int = 1000
+    """Evaluation episodes (shopper sessions) per agent and seed."""
+    train_slates: int = 20_000
+    """Training budget of agents that train before evaluation, in slates shown to train shoppers."""
+    num_envs: int = 50
+    """Shoppers simulated in parallel (evaluation rounds = episodes / num_envs)."""
+    out: Path | None = None
+    """Run directory (default: runs/<env>__<time>). An existing one is resumed."""
+    device: str = "auto"
+    """Torch device: auto (cuda if available), cpu or cuda."""
+    world: str | None = None
+    """A saved World folder (or "synthetic") instead of the environment's own."""
+    progress: bool = True
+    """Show progress bars."""
+
+    def agent_names(self) -> list[str]:
+        names = [name.strip() for name in self.agents.split(",") if name.strip()]
+        if not names:
+            raise ConfigError("--agents: give at least one agent name")
+        unknown = [name for name in names if name not in AGENTS]
+        if unknown:
+            raise ConfigError(
+                f"--agents: unknown agent(s) {unknown}; available: {', '.join(AGENTS)}"
+            )
+        if len(set(names)) != len(names):
+            raise ConfigError(f"--agents: an agent is named twice in {names}")
+        return names
+
+    def validate(self) -> None:
+        for name in ("seeds", "episodes", "num_envs", "train_slates"):
+            if getattr(self, name) < 1:
+                raise ConfigError(
+                    f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}"
+                )
+        if self.env not in gym.registry:
+            shopgym_ids = sorted(env_id for env_id in gym.registry if env_id.startswith("shopgym/"))
+            raise ConfigError(
+                f"--env: unknown environment {self.env!r}; available: {', '.join(shopgym_ids)}"
+            )
+        self.agent_names()
+        resolve_device(self.device)
+
+
+def run_experiment(config: RunConfig) -> Path:
+    """Run (or resume) the experiment; returns the run directory."""
+    config.validate()
+    names = config.agent_names()
+    device = resolve_device(config.device)
+    world = _world_for(config, device)
+    out = (
+        config.out
+        or Path("runs") / f"{config.env.replace('/', '-')}__{datetime.now():%Y%m%d-%H%M%S}"
+    )
+    records_dir = out / "records"
+    records_dir.mkdir(parents=True, exist_ok=True)
+    _write_or_check_config(out, config, world, device)
+    _print(f"World {world.card.get('name', '?')} (hash {world.hash}); run directory {out}")
+
+    pending = [
+        (n, s) for n in names for s in range(config.seeds) if not _record_path(out, n, s).is_file()
+    ]
+    if len(pending) < len(names) * config.seeds:
+        done = len(names) * config.seeds - len(pending)
+        _print(f"resuming: {done} (agent, seed) runs already recorded")
+    bar = tqdm(pending, desc="runs", disable=not config.progress, file=sys.stderr)
+    for name, seed in bar:
+        bar.set_postfix_str(f"{name} seed {seed}")
+        _run_one(config, world, device, name, seed, out)
+
+    episodes = pd.concat(
+        [pd.read_csv(_record_path(out, n, s)) for n in names for s in range(config.seeds)],
+        ignore_index=True,
+    )
+    _atomic_csv(episodes, out / "episodes.csv")
+    summary = summarize(episodes)
+    _atomic_csv(summary, out / "summary.csv")
+    plot_reward_curves(episodes, out / "reward_curve.png")
+    _print(
+        f"\n{config.env}, {config.seeds} seeds x {config.episodes} episodes on held-out shoppers "
+        f"(mean and 95% bootstrap CI over seeds)\n"
+    )
+    _print(format_table(summary))
+    _print(f"\nwrote {out / 'episodes.csv'}, {out / 'summary.csv'}, {out / 'reward_curve.png'}")
+    return out
+
+
+def _world_for(config: RunConfig, device: torch.device) -> World:
+    preset = gym.spec(config.env).kwargs.get("world")
+    try:
+        return resolve_world(config.world or preset, device)
+    except DataError as exc:
+        raise ConfigError(f"--world: {exc}") from exc
+
+
+def _make_env(config: RunConfig, world: World, device: torch.device, shoppers: str, oracle: bool):
+    return gym.make_vec(
+        config.env,
+        num_envs=min(config.num_envs, config.episodes) if shoppers == "test" else config.num_envs,
+        vectorization_mode="vector_entry_point",
+        world=world,
+        shoppers=shoppers,
+        device=device,
+        oracle_info=oracle,
+    )
+
+
+def _run_one(
+    config: RunConfig, world: World, device: torch.device, name: str, seed: int, out: Path
+) -> None:
+    started = time.perf_counter()
+    needs_oracle = AGENTS[name].needs_oracle
+    test_env = _make_env(config, world, device, "test", needs_oracle)
+    agent = make_agent(
+        name, test_env.single_observation_space, test_env.single_action_space, seed, device
+    )
+    train_env = _make_env(config, world, device, "train", False)
+    agent.fit(train_env, config.train_slates, seed=TRAIN_SEED_OFFSET + seed)
+    trained = time.perf_counter()
+    records = evaluate(agent, test_env, config.episodes, seed=seed)
+    records.insert(0, "seed", seed)
+    records.insert(0, "agent", name)
+    meta = {
+        "agent": agent.describe(),
+        "seed": seed,
+        "world_hash": world.hash,
+        "train_wall_time_s": round(trained - started, 3),
+        "eval_wall_time_s": round(time.perf_counter() - trained, 3),
+    }
+    _atomic_write(_record_path(out, name, seed).with_suffix(".json"), json.dumps(meta, indent=2))
+    _atomic_csv(records, _record_path(out, name, seed))
+
+
+def _record_path(out: Path, name: str, seed: int) -> Path:
+    return out / "records" / f"{name}__seed{seed}.csv"
+
+
+# Options that change what a recorded episode means; a resumed run must match them.
+_RESUME_KEYS = ("env", "episodes", "train_slates", "num_envs", "world")
+
+
+def _write_or_check_config(
+    out: Path, config: RunConfig, world: World, device: torch.device
+) -> None:
+    path = out / "config.json"
+    shopper_config = gym.make(config.env, world=world, device="cpu").unwrapped.simulator.config
+    document = {
+        "run": {
+            key: (str(value) if isinstance(value, Path) else value)
+            for key, value in asdict(config).items()
+        },
+        "world": {
+            "hash": world.hash,
+            "name": world.card.get("name"),
+            "data": world.card.get("data"),
+            "fit_test_metrics": world.card.get("fit", {}).get("test_metrics"),
+            "calibration": world.ground_truth()["calibration"],
+        },
+        "shopper_config": shopper_config.to_dict(),
+        "evaluation": {"shoppers": "test (held out from training)", "train_shoppers": "train"},
+        "seeding": {
+            "agent": "s",
+            "evaluation_env": "s",
+            "training_env": f"{TRAIN_SEED_OFFSET} + s",
+        },
+        "device": str(device),
+        "versions": {
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "gymnasium": gym.__version__,
+        },
+        "command": sys.argv,
+    }
+    if path.is_file():
+        previous = json.loads(path.read_text())
+        for key in _RESUME_KEYS:
+            if previous["run"].get(key) != document["run"][key]:
+                raise ConfigError(
+                    f"{out} holds a run with {key}={previous['run'].get(key)!r}, not "
+                    f"{document['run'][key]!r}; choose another --out to keep both"
+                )
+        if previous["world"]["hash"] != world.hash:
+            raise ConfigError(
+                f"{out} was recorded on World {previous['world']['hash']}, not {world.hash}"
+            )
+    _atomic_write(path, json.dumps(document, indent=2, default=str))
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(text)
+    os.replace(temporary, path)
+
+
+def _atomic_csv(frame: pd.DataFrame, path: Path) -> None:
+    _atomic_write(path, frame.to_csv(index=False))
+
+
+def _print(text: str) -> None:
+    print(text, flush=True)
