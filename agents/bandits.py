@@ -14,7 +14,7 @@ from shopgym.simulator.errors import ConfigError
 
 
 class EpsilonGreedyAgent(Agent):
-    """A non-contextual ε-greedy bandit over catalogue items.
+    """Non-contextual ε-greedy bandit over catalogue items, learning online.
 
     It estimates each item's mean reward per impression (the step's reward is
     credited to the clicked position), shows the k candidates with the highest

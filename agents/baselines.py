@@ -22,8 +22,10 @@ class RandomAgent(Agent):
 
 
 class PopularityAgent(Agent):
-    """Shows the k most popular candidates (the popularity feature of the
-    observation, i.e. interaction counts in the real data), most popular first."""
+    """Shows the k most popular candidates, most popular first.
+
+    Popularity is the observation's popularity feature: interaction counts in the
+    real data the World was fitted on."""
 
     name = "popularity"
 
@@ -33,9 +35,10 @@ class PopularityAgent(Agent):
 
 
 class OracleAgent(Agent):
-    """Reads the shoppers' true utilities and shows the k best candidates, best
-    first. It is myopic (it maximises the click and purchase probability of each
-    slate) and exists only as an upper bound: no real system sees these numbers."""
+    """Upper bound: reads the true utilities and shows the k best candidates.
+
+    Best first. It is myopic (it maximises the click and purchase probability of
+    each slate) and exists only as an upper bound: no real system sees these numbers."""
 
     name = "oracle"
     needs_oracle = True

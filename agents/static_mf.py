@@ -42,8 +42,10 @@ class SessionMF(nn.Module):
 
 
 class StaticMFAgent(Agent):
-    """Static MF recommender: learns from a log that a uniformly random logging
-    policy collects on the *train* shoppers, then serves the test shoppers frozen.
+    """Static MF recommender trained on random-policy logs of train shoppers.
+
+    It learns from a log that a uniformly random logging policy collects on the
+    *train* shoppers, then serves the test shoppers frozen.
 
     It never reads the World: what it knows of items comes from the clicks in its
     log. It shows the k candidates with the highest predicted click probability

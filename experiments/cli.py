@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import tyro
 
+from shopgym.experiments.benchmark import BenchmarkConfig, run_benchmark
 from shopgym.experiments.runner import RunConfig, run_experiment
 from shopgym.simulator.errors import ShopgymError
 
@@ -25,11 +26,9 @@ class ListEnvs:
 def list_agents() -> str:
     from shopgym.agents import AGENTS
 
-    lines = []
-    for name, agent in AGENTS.items():
-        summary = (agent.__doc__ or "").strip().splitlines()[0]
-        lines.append(f"{name:16s} {summary}")
-    return "\n".join(lines)
+    return "\n".join(
+        f"{name:16s} {agent.__doc__.strip().splitlines()[0]}" for name, agent in AGENTS.items()
+    )
 
 
 def list_envs() -> str:
@@ -38,17 +37,15 @@ def list_envs() -> str:
     from shopgym.envs import PRESETS
 
     lines = []
-    for env_id, kwargs in PRESETS.items():
-        spec = gym.spec(env_id)
-        lines.append(
-            f"{env_id:30s} {spec.kwargs or '(defaults)'}" if kwargs else f"{env_id:30s} (defaults)"
-        )
+    for env_id in PRESETS:
+        options = ", ".join(f"{key}={value!r}" for key, value in gym.spec(env_id).kwargs.items())
+        lines.append(f"{env_id:30s} {options or '(defaults: the embedded MovieLens World)'}")
     return "\n".join(lines)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     command = tyro.extras.subcommand_cli_from_dict(
-        {"run": RunConfig, "agents": ListAgents, "envs": ListEnvs},
+        {"run": RunConfig, "agents": ListAgents, "envs": ListEnvs, "benchmark": BenchmarkConfig},
         prog="shopgym",
         description="shopgym: simulated shoppers for reinforcement learning in recommendation.",
         args=argv,
@@ -56,6 +53,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if isinstance(command, RunConfig):
             run_experiment(command)
+        elif isinstance(command, BenchmarkConfig):
+            run_benchmark(command)
         elif isinstance(command, ListAgents):
             print(list_agents())
         else:
