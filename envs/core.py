@@ -28,6 +28,8 @@ def make_simulator(
     overrides: dict[str, Any],
 ) -> ShopperSimulator:
     """Build the simulator; ``overrides`` are ``ShopperConfig`` fields given as keywords."""
+    if not isinstance(num_shoppers, int) or num_shoppers < 1:
+        raise ConfigError(f"num_envs must be a positive integer, got {num_shoppers!r}")
     unknown = sorted(set(overrides) - set(CONFIG_FIELDS))
     if unknown:
         raise ConfigError(

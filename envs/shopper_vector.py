@@ -46,8 +46,6 @@ class ShopperVectorEnv(VectorEnv):
         render_mode: None = None,
         **options: Any,
     ):
-        if num_envs < 1:
-            raise ConfigError(f"num_envs must be >= 1, got {num_envs}")
         self.simulator = make_simulator(num_envs, world, shoppers, device, config, options)
         self.num_envs = num_envs
         self.oracle_info = oracle_info

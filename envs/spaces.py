@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from copy import deepcopy
 from typing import Any
 
 import numpy as np
 from gymnasium import spaces
+from gymnasium.vector.utils import batch_space
 
 from shopgym.simulator.shoppers import ShopperSimulator
 
@@ -57,6 +59,15 @@ class SlateSpace(spaces.MultiDiscrete):
         return (
             f"SlateSpace(num_candidates={self.num_candidates}, slate_size={self.slate_size}{batch})"
         )
+
+
+@batch_space.register(SlateSpace)
+def _batch_slate_space(space: SlateSpace, n: int = 1) -> SlateSpace:
+    """Batch a single-shopper SlateSpace for Gymnasium's sync/async vector envs, which
+    would otherwise fall back to a plain integer Box whose samples repeat items."""
+    if space.num_shoppers is not None:
+        raise ValueError(f"{space} is already batched")
+    return SlateSpace(space.num_candidates, space.slate_size, n, seed=deepcopy(space.np_random))
 
 
 def random_slates(

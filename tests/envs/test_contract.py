@@ -159,12 +159,6 @@ def test_no_warnings(env_id):
         sb3.close()
 
 
-@pytest.mark.xfail(
-    reason="bug: gymnasium's batch_space(SlateSpace) falls back to a plain integer Box, so "
-    "make_vec(..., vectorization_mode='sync'/'async') samples slates with repeats "
-    "that step() rejects",
-    strict=True,
-)
 def test_sync_vectorization_samples_valid_slates():
     env = gym.make_vec(SYNTHETIC, num_envs=4, vectorization_mode="sync")
     env.action_space.seed(0)
