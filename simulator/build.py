@@ -58,13 +58,9 @@ class WorldConfig:
 
     def __post_init__(self) -> None:
         if self.min_item_events < 1:
-            raise ConfigError(
-                f"WorldConfig.min_item_events must be >= 1, got {self.min_item_events}"
-            )
+            raise ConfigError(f"WorldConfig.min_item_events must be >= 1, got {self.min_item_events}")
         if not 0 < self.test_fraction < 1:
-            raise ConfigError(
-                f"WorldConfig.test_fraction must be in (0, 1), got {self.test_fraction}"
-            )
+            raise ConfigError(f"WorldConfig.test_fraction must be in (0, 1), got {self.test_fraction}")
 
 
 def build_world(
@@ -82,9 +78,7 @@ def build_world(
     fit = fit_bpr(split, mf_config, device=device, progress=progress)
     seen = seen_pairs(split.train, split.valid)
     metrics = {
-        "bpr-mf": full_ranking_metrics(
-            fit.model.score_all, split.test, seen, split.num_items, device=device
-        ),
+        "bpr-mf": full_ranking_metrics(fit.model.score_all, split.test, seen, split.num_items, device=device),
         "popularity": full_ranking_metrics(
             popularity_scorer(split.train, split.num_items, device),
             split.test,
@@ -234,11 +228,7 @@ def default_world(
         {"data": interactions.sha256, "mf": asdict(mf_config), "world": asdict(world_config)},
         sort_keys=True,
     )
-    folder = (
-        cache_dir()
-        / "worlds"
-        / f"movielens-small-bpr-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
-    )
+    folder = cache_dir() / "worlds" / f"movielens-small-bpr-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
     if (folder / "card.json").is_file():
         return _load_cached(folder)
     world = build_world(interactions, load_movies(), mf_config, world_config, device, progress)
@@ -247,6 +237,7 @@ def default_world(
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".building-"))
     world.save(staging)
+    staging.chmod(0o755)  # mkdtemp makes it private; a shared cache must stay readable
     try:
         staging.rename(folder)
     except OSError:  # another process finished first: keep theirs
@@ -260,9 +251,7 @@ def _load_cached(folder: Path) -> World:
     return World.load(folder)
 
 
-def resolve_world(
-    world: World | str | Path | None = None, device: str | torch.device = "auto"
-) -> World:
+def resolve_world(world: World | str | Path | None = None, device: str | torch.device = "auto") -> World:
     """A World from what a user can name: ``None`` or ``"default"`` (the embedded
     MovieLens World), ``"synthetic"`` (:func:`synthetic_world`), a saved World's
     folder, or a World itself."""

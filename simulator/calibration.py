@@ -10,6 +10,8 @@ to a deterministic answer.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from shopgym.simulator.choice import click_probability
@@ -39,8 +41,10 @@ def calibrate_click_level(
     """Return a :class:`Calibration` whose random-slate click rate equals the target."""
     if not 0 < target_click_rate < 1:
         raise ConfigError(f"target click rate must be in (0, 1), got {target_click_rate}")
-    if beta <= 0:
-        raise ConfigError(f"beta must be > 0, got {beta}")
+    if not (0 < beta < math.inf):
+        raise ConfigError(f"beta must be a positive finite number, got {beta}")
+    if not math.isfinite(position_decay):
+        raise ConfigError(f"position_decay must be finite, got {position_decay}")
     utilities = _random_slate_utilities(world, slate_size, samples, seed)
     bias = -position_decay * torch.arange(slate_size, dtype=torch.float32)
     low, high = -50.0, 50.0
@@ -66,9 +70,7 @@ def _random_slate_utilities(world: World, slate_size: int, samples: int, seed: i
     generator = torch.Generator().manual_seed(seed)
     users = torch.randint(world.num_shoppers, (samples,), generator=generator)
     chunks = [
-        torch.rand(min(4096, samples - start), world.num_items, generator=generator)
-        .topk(slate_size)
-        .indices
+        torch.rand(min(4096, samples - start), world.num_items, generator=generator).topk(slate_size).indices
         for start in range(0, samples, 4096)
     ]
     return world.utilities(users, torch.cat(chunks))

@@ -36,6 +36,6 @@ def sample_choice(probabilities: torch.Tensor, uniform: torch.Tensor) -> torch.T
     draw order fixed and lets tests drive the sampler at degenerate probabilities.
     """
     cumulative = probabilities.cumsum(dim=1)
-    choice = (cumulative <= uniform[:, None]).sum(dim=1)
-    # Rounding can leave the last cumulative value a hair below 1.
-    return choice.clamp_(max=probabilities.shape[1] - 1)
+    # Scaling by the total (not exactly 1 after rounding) keeps every choice of
+    # probability 0 impossible, the last one included.
+    return (cumulative <= uniform[:, None] * cumulative[:, -1:]).sum(dim=1)

@@ -106,7 +106,7 @@ def read_delimited(path: str | Path, sep: str) -> Interactions:
             f"separated by {sep!r}, found {raw.shape[1]}"
         )
     raw.columns = list(COLUMNS)
-    return _validated(raw, path, first_data_line=1)
+    return _validated(raw, path)
 
 
 def read_csv(path: str | Path, columns: Mapping[str, str] | None = None) -> Interactions:
@@ -127,9 +127,7 @@ def read_csv(path: str | Path, columns: Mapping[str, str] | None = None) -> Inte
         if ours not in COLUMNS:
             raise DataError(f"{path}: unknown target column {ours!r}; use one of {COLUMNS}")
         if theirs not in raw.columns:
-            raise DataError(
-                f"{path}: column {theirs!r} (for {ours}) not in header {list(raw.columns)}"
-            )
+            raise DataError(f"{path}: column {theirs!r} (for {ours}) not in header {list(raw.columns)}")
     for required in ("user", "item"):
         if required not in mapping:
             raise DataError(
@@ -141,7 +139,7 @@ def read_csv(path: str | Path, columns: Mapping[str, str] | None = None) -> Inte
         table["value"] = "1"
     if "time" not in table:
         table["time"] = np.arange(len(table)).astype(str)
-    return _validated(table[list(COLUMNS)], path, first_data_line=2)
+    return _validated(table[list(COLUMNS)], path)
 
 
 def _existing_file(path: str | Path) -> Path:
@@ -152,14 +150,19 @@ def _existing_file(path: str | Path) -> Path:
 
 
 def _read_table(path: Path, sep: str, header: int | None, first_data_line: int) -> pd.DataFrame:
-    """Read every cell as a string, so that validation can name the bad cell."""
+    """Read every cell as a string, so that validation can name the bad cell.
+
+    The returned frame's index is each row's 1-based line number in the file; blank
+    lines are skipped but still counted.
+    """
     try:
-        return pd.read_csv(
+        table = pd.read_csv(
             path,
             sep=sep,
             header=header,
             dtype=str,
             keep_default_na=False,
+            skip_blank_lines=False,
             engine="python" if len(sep) > 1 else "c",
         )
     except pd.errors.EmptyDataError as exc:
@@ -168,6 +171,31 @@ def _read_table(path: Path, sep: str, header: int | None, first_data_line: int) 
         raise DataError(f"{path}: malformed file: {exc}") from exc
     except (OSError, UnicodeDecodeError, EOFError) as exc:
         raise DataError(f"{path}: cannot read the file ({exc})") from exc
+    table.index = table.index + first_data_line
+    table = table[~(table.isna() | (table == "")).all(axis=1)]
+    if table.empty:
+        raise DataError(f"{path}: no data rows (the file is empty or blank)")
+    return table
+
+
+def _numbers(cells: pd.Series, path: Path, column: str, integer: bool) -> pd.Series:
+    """Parse string cells as finite numbers (exact integers if ``integer``), or raise
+    :class:`DataError` naming the first bad cell's line (the series index) and column."""
+    cells = cells.astype(str).str.strip()
+    numbers = pd.to_numeric(cells, errors="coerce").astype("float64")
+    values = numbers.to_numpy()
+    finite = np.isfinite(values)  # NaN covers unparsable and empty cells
+    bad = ~finite
+    if integer:
+        bad[finite] = values[finite] != np.floor(values[finite])
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        kind = "an integer" if integer else "a finite number"
+        raise DataError(
+            f"{path}, line {cells.index[row]}: {column} must be {kind}, got {cells.iloc[row]!r} "
+            f"({int(bad.sum())} bad value(s) in this column)"
+        )
+    return numbers.astype("int64") if integer else numbers
 
 
 def _guess_columns(header: pd.Index, path: Path) -> dict[str, str]:
@@ -181,28 +209,13 @@ def _guess_columns(header: pd.Index, path: Path) -> dict[str, str]:
     return mapping
 
 
-def _validated(table: pd.DataFrame, path: Path, first_data_line: int) -> Interactions:
+def _validated(table: pd.DataFrame, path: Path) -> Interactions:
     """Convert string cells to numbers, naming the first bad cell's line and column."""
     if table.empty:
         raise DataError(f"{path}: no data rows")
-    converted = {}
-    for column in COLUMNS:
-        cells = table[column].astype(str).str.strip()
-        numbers = pd.to_numeric(cells, errors="coerce")
-        bad = numbers.isna().to_numpy() | ~np.isfinite(numbers.to_numpy(dtype=float))
-        if column in ("user", "item", "time"):
-            integral = np.isclose(numbers.fillna(0).to_numpy(dtype=float) % 1, 0)
-            bad |= ~integral
-        if bad.any():
-            row = int(np.flatnonzero(bad)[0])
-            cell = cells.iloc[row]
-            kind = "an integer" if column != "value" else "a finite number"
-            raise DataError(
-                f"{path}, line {row + first_data_line}: {column} must be {kind}, "
-                f"got {cell!r} ({int(bad.sum())} bad value(s) in this column)"
-            )
-        converted[column] = numbers.astype("float64" if column == "value" else "int64")
-    frame = pd.DataFrame(converted).reset_index(drop=True)
+    frame = pd.DataFrame(
+        {column: _numbers(table[column], path, column, integer=column != "value") for column in COLUMNS}
+    ).reset_index(drop=True)
     return Interactions(frame=frame, source=str(path), sha256=file_sha256(path))
 
 
@@ -218,12 +231,7 @@ def load_movies(path: str | Path | None = None) -> pd.DataFrame:
     for column in ("movieId", "genres"):
         if column not in raw.columns:
             raise DataError(f"{path}: column {column!r} not in header {list(raw.columns)}")
-    ids = pd.to_numeric(raw["movieId"], errors="coerce")
-    if ids.isna().any():
-        row = int(np.flatnonzero(ids.isna().to_numpy())[0])
-        raise DataError(f"{path}, line {row + 2}: movieId must be an integer")
-    genres = [
-        [] if text in ("", "(no genres listed)") else text.split("|") for text in raw["genres"]
-    ]
-    title = raw["title"] if "title" in raw.columns else pd.Series([""] * len(raw))
-    return pd.DataFrame({"item": ids.astype("int64"), "title": title, "genres": genres})
+    ids = _numbers(raw["movieId"], path, "movieId", integer=True)
+    genres = [[] if text in ("", "(no genres listed)") else text.split("|") for text in raw["genres"]]
+    title = raw["title"] if "title" in raw.columns else pd.Series("", index=raw.index)
+    return pd.DataFrame({"item": ids, "title": title, "genres": genres}).reset_index(drop=True)

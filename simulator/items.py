@@ -7,9 +7,7 @@ import pandas as pd
 import torch
 
 
-def category_matrix(
-    item_ids: np.ndarray, movies: pd.DataFrame
-) -> tuple[torch.Tensor, tuple[str, ...]]:
+def category_matrix(item_ids: np.ndarray, movies: pd.DataFrame) -> tuple[torch.Tensor, tuple[str, ...]]:
     """Multi-hot genres of ``item_ids`` from a :func:`load_movies` frame.
 
     Returns:

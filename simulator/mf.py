@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from shopgym.simulator.errors import ConfigError
+from shopgym.simulator.errors import ConfigError, DataError
 from shopgym.simulator.ranking import full_ranking_metrics
 from shopgym.simulator.splits import Split
 
@@ -87,6 +87,8 @@ def fit_bpr(
     progress: bool = True,
 ) -> FitResult:
     """Fit BPR-MF on ``split.train`` with early stopping on ``split.valid``."""
+    if len(split.valid) == 0:
+        raise DataError("no validation events to stop on: every user has fewer than 3 events")
     device = torch.device(device)
     generator = torch.Generator().manual_seed(config.seed)
     model = MatrixFactorization(split.num_users, split.num_items, config.dim, generator).to(device)
@@ -111,9 +113,7 @@ def fit_bpr(
                 + model.item_bias[positives].pow(2).sum()
                 + model.item_bias[negs].pow(2).sum()
             )
-            loss = -nn.functional.logsigmoid(margin).mean() + config.weight_decay * penalty / len(
-                rows
-            )
+            loss = -nn.functional.logsigmoid(margin).mean() + config.weight_decay * penalty / len(rows)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()

@@ -45,7 +45,7 @@ def full_ranking_metrics(
         batch = torch.as_tensor(held_out[start : start + batch_size], device=device)
         users, targets = batch[:, 0], batch[:, 1]
         with torch.no_grad():
-            scores = scorer(users).float()
+            scores = scorer(users).float().clone()  # masked in place below
         # Mask items each user already consumed (rows: position in this batch).
         row_of_user = torch.full((int(users.max()) + 1,), -1, device=device, dtype=torch.long)
         row_of_user[users] = torch.arange(len(users), device=device)
@@ -55,9 +55,7 @@ def full_ranking_metrics(
         scores[rows[keep], seen_t[in_batch][keep, 1]] = -torch.inf
         target_scores = scores.gather(1, targets[:, None])
         higher = (scores > target_scores).sum(1)
-        tied_before = (
-            (scores == target_scores) & (tie_order[None] < tie_order[targets][:, None])
-        ).sum(1)
+        tied_before = ((scores == target_scores) & (tie_order[None] < tie_order[targets][:, None])).sum(1)
         rank = higher + tied_before  # 0-based
         hit = rank < k
         hits.append(hit.float())
@@ -68,9 +66,7 @@ def full_ranking_metrics(
     }
 
 
-def popularity_scorer(
-    train: np.ndarray, num_items: int, device: torch.device | str = "cpu"
-) -> Scorer:
+def popularity_scorer(train: np.ndarray, num_items: int, device: torch.device | str = "cpu") -> Scorer:
     """A scorer that ranks every user's items by their training-set interaction count."""
     counts = torch.as_tensor(np.bincount(train[:, 1], minlength=num_items), device=device).float()
     return lambda users: counts.expand(len(users), -1).clone()

@@ -89,6 +89,11 @@ class ShopperSimulator:
         self.num_items = world.num_items
         self.generator = torch.Generator(device=dev)
         self.generator.manual_seed(seed if seed is not None else secrets.randbits(63))
+        if config.num_candidates > world.num_items:
+            raise ConfigError(
+                f"num_candidates ({config.num_candidates}) exceeds the World's catalogue "
+                f"({world.num_items} items)"
+            )
         self.population = world.shopper_indices(shoppers).to(dev)
         if len(self.population) == 0:
             raise ConfigError(f"the World has no {shoppers!r} shoppers")
@@ -96,7 +101,7 @@ class ShopperSimulator:
         self._candidate_logits = (
             world.item_popularity.clamp(min=1).log().to(dev)
             if config.candidate_sampling == "popularity"
-            else torch.zeros(self.num_items, device=dev)
+            else None
         )
         self._position_bias = world.calibration.position_bias(config.slate_size).to(dev)
         # Row M of the feature table is all zeros: the features of an empty history slot.
@@ -107,9 +112,7 @@ class ShopperSimulator:
         self.patience = torch.zeros(batch, device=dev)
         self.steps = torch.zeros(batch, dtype=torch.long, device=dev)
         self.history = torch.full((num_shoppers, config.history_length), self.num_items, device=dev)
-        self.candidates = torch.zeros(
-            (num_shoppers, config.num_candidates), dtype=torch.long, device=dev
-        )
+        self.candidates = torch.zeros((num_shoppers, config.num_candidates), dtype=torch.long, device=dev)
 
     # ----------------------------------------------------------------- features
     def item_features(self) -> torch.Tensor:
@@ -160,12 +163,12 @@ class ShopperSimulator:
         return self.population[rows]
 
     def _draw_candidates(self) -> torch.Tensor:
-        """(B, N) distinct catalogue items per row (Gumbel top-k over the sampling logits)."""
-        uniform = torch.rand(
-            (self.num_shoppers, self.num_items), generator=self.generator, device=self.device
-        )
-        gumbel = -torch.log(-torch.log(uniform.clamp(min=1e-20)))
-        return (self._candidate_logits + gumbel).topk(self.config.num_candidates, dim=1).indices
+        """(B, N) distinct catalogue items per row: top-N of random keys, uniform or,
+        with Gumbel noise added to log-popularity, popularity-weighted."""
+        keys = torch.rand((self.num_shoppers, self.num_items), generator=self.generator, device=self.device)
+        if self._candidate_logits is not None:
+            keys = self._candidate_logits - torch.log(-torch.log(keys.clamp(min=1e-20)))
+        return keys.topk(self.config.num_candidates, dim=1).indices
 
     def _start_sessions(self, rows: torch.Tensor, new_shoppers: torch.Tensor) -> None:
         """Replace the shoppers in ``rows`` (B,) bool with ``new_shoppers`` (B,)."""
@@ -196,9 +199,7 @@ class ShopperSimulator:
             utility, calibration.beta, calibration.no_click_utility, self._position_bias
         )
         choice_uniform = torch.rand(self.num_shoppers, generator=self.generator, device=self.device)
-        purchase_uniform = torch.rand(
-            self.num_shoppers, generator=self.generator, device=self.device
-        )
+        purchase_uniform = torch.rand(self.num_shoppers, generator=self.generator, device=self.device)
         choice = sample_choice(probabilities, choice_uniform)  # (B,), k = no click
         clicked = choice < config.slate_size
         position = choice.clamp(max=config.slate_size - 1)[:, None]
@@ -242,9 +243,7 @@ class ShopperSimulator:
         return outcome
 
     # ------------------------------------------------------------- observation
-    def observe(
-        self, history: torch.Tensor | None = None, steps: torch.Tensor | None = None
-    ) -> dict:
+    def observe(self, history: torch.Tensor | None = None, steps: torch.Tensor | None = None) -> dict:
         """The agent's view of each shopper (no latent vectors), as tensors.
 
         Args:

@@ -7,9 +7,7 @@ import torch
 from shopgym.simulator.errors import SlateError
 
 
-def check_slates(
-    slates: torch.Tensor, num_shoppers: int, slate_size: int, num_candidates: int
-) -> None:
+def check_slates(slates: torch.Tensor, num_shoppers: int, slate_size: int, num_candidates: int) -> None:
     """Raise :class:`SlateError` unless ``slates`` is (B, k) integers in ``[0, N)`` with no
     repeats in a row. The message names the first bad row and what is wrong with it."""
     shape = tuple(slates.shape)

@@ -19,12 +19,13 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import pickle
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
 
-from shopgym.simulator.errors import DataError
+from shopgym.simulator.errors import ConfigError, DataError
 
 FORMAT_VERSION = 1
 
@@ -106,6 +107,8 @@ class World:
             raise DataError("World: item_price must be positive")
         if not (math.isfinite(self.utility_scale) and self.utility_scale > 0):
             raise DataError(f"World: utility_scale must be positive, got {self.utility_scale}")
+        if not math.isfinite(self.utility_shift):
+            raise DataError(f"World: utility_shift must be finite, got {self.utility_shift}")
         for name in TENSOR_NAMES:
             tensor = getattr(self, name)
             if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
@@ -128,7 +131,7 @@ class World:
         if shoppers == "all":
             return torch.arange(self.num_shoppers)
         if shoppers not in ("train", "test"):
-            raise DataError(f"shoppers must be 'train', 'test' or 'all', got {shoppers!r}")
+            raise ConfigError(f"shoppers must be 'train', 'test' or 'all', got {shoppers!r}")
         mask = self.test_shopper if shoppers == "test" else ~self.test_shopper
         return torch.nonzero(mask).flatten()
 
@@ -174,9 +177,7 @@ class World:
         """Write ``tensors.pt`` and ``card.json`` into ``folder`` (created if needed)."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        torch.save(
-            {name: getattr(self, name).cpu() for name in TENSOR_NAMES}, folder / "tensors.pt"
-        )
+        torch.save({name: getattr(self, name).cpu() for name in TENSOR_NAMES}, folder / "tensors.pt")
         card = {**self.card, "ground_truth": self.ground_truth(), "world_hash": self.hash}
         (folder / "card.json").write_text(json.dumps(card, indent=2, sort_keys=False) + "\n")
         return folder
@@ -191,7 +192,13 @@ class World:
         try:
             card = json.loads((folder / "card.json").read_text())
             tensors = torch.load(folder / "tensors.pt", weights_only=True)
-        except (json.JSONDecodeError, RuntimeError, OSError) as exc:
+        except (
+            json.JSONDecodeError,
+            RuntimeError,
+            OSError,
+            EOFError,
+            pickle.UnpicklingError,
+        ) as exc:
             raise DataError(f"{folder}: cannot read World ({exc})") from exc
         truth = card.pop("ground_truth", None)
         if truth is None or truth.get("format_version") != FORMAT_VERSION:
@@ -209,7 +216,5 @@ class World:
             card=card,
         )
         if stored_hash is not None and stored_hash != world.hash:
-            raise DataError(
-                f"{folder}: World hash mismatch (card: {stored_hash}, tensors: {world.hash})"
-            )
+            raise DataError(f"{folder}: World hash mismatch (card: {stored_hash}, tensors: {world.hash})")
         return world

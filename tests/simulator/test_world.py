@@ -1,0 +1,361 @@
+"""The World artifact: validation, hashing, save/load without refitting, the cached
+default World, and what the MovieLens World is made of."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, replace
+
+import pytest
+import torch
+
+import shopgym.simulator.build as build
+import shopgym.simulator.mf as mf
+from shopgym.simulator.build import WorldConfig, default_world, resolve_world
+from shopgym.simulator.calibration import random_slate_click_rate
+from shopgym.simulator.errors import ConfigError, DataError
+from shopgym.simulator.interactions import embedded_ratings_path, file_sha256
+from shopgym.simulator.mf import MFConfig
+from shopgym.simulator.world import TENSOR_NAMES, Calibration, World
+
+TINY_MF = MFConfig(dim=4, epochs=1, batch_size=4096, patience=1)
+FLOAT_TENSORS = [name for name in TENSOR_NAMES if name != "test_shopper"]
+
+
+class RefitError(AssertionError):
+    """Raised by the patched fit_bpr: a load must never refit."""
+
+
+def forbid_refit(monkeypatch) -> None:
+    def refuse(*args, **kwargs):
+        raise RefitError("fit_bpr was called while loading a World")
+
+    monkeypatch.setattr(build, "fit_bpr", refuse)
+    monkeypatch.setattr(mf, "fit_bpr", refuse)
+
+
+def assert_same_world(a: World, b: World) -> None:
+    for name in TENSOR_NAMES:
+        left, right = getattr(a, name), getattr(b, name)
+        assert left.dtype == right.dtype, name
+        assert torch.equal(left, right), name
+    assert a.utility_shift == b.utility_shift
+    assert a.utility_scale == b.utility_scale
+    assert a.calibration == b.calibration
+    assert a.category_names == b.category_names
+    assert a.card == b.card
+    assert a.hash == b.hash
+
+
+# ----------------------------------------------------------------------------- save / load
+def test_save_load_round_trip(synthetic, tmp_path, monkeypatch):
+    folder = synthetic.save(tmp_path / "world")
+    assert sorted(p.name for p in folder.iterdir()) == ["card.json", "tensors.pt"]
+    card = json.loads((folder / "card.json").read_text())
+    assert card["world_hash"] == synthetic.hash
+    assert card["ground_truth"]["calibration"]["beta"] == synthetic.calibration.beta
+    assert card["name"] == "synthetic"
+
+    forbid_refit(monkeypatch)
+    loaded = World.load(folder)
+    assert_same_world(loaded, synthetic)
+    # Saving the loaded World again gives the same files' content.
+    again = loaded.save(tmp_path / "again")
+    assert (again / "card.json").read_text() == (folder / "card.json").read_text()
+
+
+def test_tampered_tensors_give_hash_mismatch(synthetic, tmp_path):
+    folder = synthetic.save(tmp_path / "world")
+    tensors = torch.load(folder / "tensors.pt", weights_only=True)
+    tensors["item_bias"][3] += 0.5
+    torch.save(tensors, folder / "tensors.pt")
+    with pytest.raises(DataError, match="hash mismatch") as info:
+        World.load(folder)
+    assert str(folder) in str(info.value)
+
+
+def test_tampered_ground_truth_in_card_gives_hash_mismatch(synthetic, tmp_path):
+    folder = synthetic.save(tmp_path / "world")
+    card = json.loads((folder / "card.json").read_text())
+    card["ground_truth"]["calibration"]["no_click_utility"] += 1.0
+    (folder / "card.json").write_text(json.dumps(card))
+    with pytest.raises(DataError, match="hash mismatch"):
+        World.load(folder)
+
+
+def test_provenance_edits_do_not_change_the_hash(synthetic, tmp_path):
+    folder = synthetic.save(tmp_path / "world")
+    card = json.loads((folder / "card.json").read_text())
+    card["note"] = "provenance is not ground truth"
+    (folder / "card.json").write_text(json.dumps(card))
+    loaded = World.load(folder)
+    assert loaded.hash == synthetic.hash
+    assert loaded.card["note"] == "provenance is not ground truth"
+
+
+@pytest.mark.parametrize("missing", ["card.json", "tensors.pt"])
+def test_missing_file_in_world_folder(synthetic, tmp_path, missing):
+    folder = synthetic.save(tmp_path / "world")
+    (folder / missing).unlink()
+    with pytest.raises(DataError, match=f"{missing} is missing") as info:
+        World.load(folder)
+    assert str(folder) in str(info.value)
+
+
+def test_loading_a_folder_that_does_not_exist(tmp_path):
+    with pytest.raises(DataError, match="not a World folder"):
+        World.load(tmp_path / "nothing")
+
+
+def test_missing_tensor_in_tensors_file(synthetic, tmp_path):
+    folder = synthetic.save(tmp_path / "world")
+    tensors = torch.load(folder / "tensors.pt", weights_only=True)
+    del tensors["item_price"]
+    torch.save(tensors, folder / "tensors.pt")
+    with pytest.raises(DataError, match=r"missing tensors \['item_price'\]"):
+        World.load(folder)
+
+
+@pytest.mark.parametrize("edit", ["drop", "version"])
+def test_card_without_supported_ground_truth(synthetic, tmp_path, edit):
+    folder = synthetic.save(tmp_path / "world")
+    card = json.loads((folder / "card.json").read_text())
+    if edit == "drop":
+        del card["ground_truth"]
+    else:
+        card["ground_truth"]["format_version"] = 99
+    (folder / "card.json").write_text(json.dumps(card))
+    with pytest.raises(DataError, match="format version"):
+        World.load(folder)
+
+
+def test_card_that_is_not_json(synthetic, tmp_path):
+    folder = synthetic.save(tmp_path / "world")
+    (folder / "card.json").write_text("{ not json")
+    with pytest.raises(DataError, match="cannot read World"):
+        World.load(folder)
+
+
+def test_truncated_tensors_file(synthetic, tmp_path):
+    folder = synthetic.save(tmp_path / "world")
+    data = (folder / "tensors.pt").read_bytes()
+    (folder / "tensors.pt").write_bytes(data[: len(data) // 2])
+    with pytest.raises(DataError, match="cannot read World"):
+        World.load(folder)
+
+
+def test_garbage_tensors_file(synthetic, tmp_path):
+    folder = synthetic.save(tmp_path / "world")
+    (folder / "tensors.pt").write_bytes(b"garbage, not a torch file")
+    with pytest.raises(DataError, match="cannot read World"):
+        World.load(folder)
+
+
+# ----------------------------------------------------------------------------- validation
+@pytest.mark.parametrize("name", FLOAT_TENSORS)
+@pytest.mark.parametrize("bad", [math.nan, math.inf])
+def test_non_finite_tensor_is_rejected(synthetic, name, bad):
+    tensor = getattr(synthetic, name).clone()
+    tensor.view(-1)[0] = bad
+    with pytest.raises(DataError, match=name):
+        replace(synthetic, **{name: tensor})
+
+
+@pytest.mark.parametrize(
+    "name", ["item_bias", "item_category", "item_price", "item_popularity", "test_shopper"]
+)
+def test_wrong_shape_is_rejected(synthetic, name):
+    tensor = getattr(synthetic, name)
+    grown = torch.cat([tensor, tensor[:1]])  # one row too many
+    with pytest.raises(DataError, match=f"{name} has shape"):
+        replace(synthetic, **{name: grown})
+
+
+def test_wrong_embedding_dimension_is_rejected(synthetic):
+    with pytest.raises(DataError, match="item_embedding has shape"):
+        replace(synthetic, item_embedding=synthetic.item_embedding[:, :-1])
+
+
+def test_category_names_must_match_columns(synthetic):
+    with pytest.raises(DataError, match="item_category"):
+        replace(synthetic, category_names=(*synthetic.category_names, "extra"))
+
+
+def test_prices_must_be_positive(synthetic):
+    price = synthetic.item_price.clone()
+    price[5] = 0.0
+    with pytest.raises(DataError, match="item_price"):
+        replace(synthetic, item_price=price)
+
+
+@pytest.mark.parametrize("scale", [0.0, -1.0, math.nan, math.inf])
+def test_utility_scale_must_be_positive_and_finite(synthetic, scale):
+    with pytest.raises(DataError, match="utility_scale"):
+        replace(synthetic, utility_scale=scale)
+
+
+def test_utility_shift_must_be_finite(synthetic):
+    with pytest.raises(DataError, match="utility_shift"):
+        replace(synthetic, utility_shift=math.nan)
+
+
+# ----------------------------------------------------------------------------- hash
+def perturbed(tensor: torch.Tensor) -> torch.Tensor:
+    changed = tensor.clone()
+    if changed.dtype == torch.bool:
+        changed[0] = ~changed[0]
+    else:
+        changed.view(-1)[0] += 0.25
+    return changed
+
+
+@pytest.mark.parametrize("name", TENSOR_NAMES)
+def test_hash_changes_with_every_tensor(synthetic, name):
+    changed = replace(synthetic, **{name: perturbed(getattr(synthetic, name))})
+    assert changed.hash != synthetic.hash
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"calibration": Calibration(beta=3.0)},
+        {"utility_shift": 0.125},
+        {"utility_scale": 2.5},
+        {"category_names": ("a", "b", "c", "d")},
+    ],
+    ids=["calibration", "utility_shift", "utility_scale", "category_names"],
+)
+def test_hash_changes_with_the_ground_truth_constants(synthetic, change):
+    assert replace(synthetic, **change).hash != synthetic.hash
+
+
+@pytest.mark.parametrize("field", ["beta", "no_click_utility", "position_decay"])
+def test_hash_changes_with_each_calibration_constant(synthetic, field):
+    calibration = replace(synthetic.calibration, **{field: getattr(synthetic.calibration, field) + 0.01})
+    assert replace(synthetic, calibration=calibration).hash != synthetic.hash
+
+
+def test_hash_is_a_pure_function_of_the_content(synthetic):
+    copy = replace(
+        synthetic,
+        **{name: getattr(synthetic, name).clone() for name in TENSOR_NAMES},
+        card={"something": "else"},
+    )
+    assert copy.hash == synthetic.hash
+    assert len(synthetic.hash) == 16
+    int(synthetic.hash, 16)
+
+
+# ----------------------------------------------------------------------------- content
+def test_shopper_split(synthetic):
+    train = synthetic.shopper_indices("train")
+    test = synthetic.shopper_indices("test")
+    everyone = synthetic.shopper_indices("all")
+    assert set(train.tolist()).isdisjoint(test.tolist())
+    assert sorted(train.tolist() + test.tolist()) == everyone.tolist()
+    assert everyone.tolist() == list(range(synthetic.num_shoppers))
+    assert len(test) == round(WorldConfig().test_fraction * synthetic.num_shoppers)
+    assert bool(synthetic.test_shopper[test].all())
+    assert not bool(synthetic.test_shopper[train].any())
+
+
+def test_shopper_split_rejects_unknown_name(synthetic):
+    with pytest.raises(ConfigError, match="'validation'"):
+        synthetic.shopper_indices("validation")
+
+
+def test_synthetic_world_shape_and_standardised_utilities(synthetic):
+    assert synthetic.num_shoppers == 200
+    assert synthetic.num_items == 40
+    assert synthetic.num_categories == 4
+    assert synthetic.user_embedding.shape == (200, 4)
+    assert torch.equal(synthetic.item_category.sum(1), torch.ones(40))  # one category each
+    users = torch.arange(synthetic.num_shoppers)
+    items = torch.arange(synthetic.num_items).expand(len(users), -1)
+    utilities = synthetic.utilities(users, items)
+    assert utilities.shape == (200, 40)
+    assert float(utilities.mean()) == pytest.approx(0.0, abs=1e-4)
+    assert float(utilities.std()) == pytest.approx(1.0, abs=1e-4)
+    raw = synthetic.user_embedding @ synthetic.item_embedding.T + synthetic.item_bias
+    assert torch.allclose(utilities * synthetic.utility_scale + synthetic.utility_shift, raw, atol=1e-4)
+
+
+def test_synthetic_world_is_reproducible(synthetic):
+    assert resolve_world("synthetic").hash == synthetic.hash
+
+
+def test_resolve_world(synthetic, tmp_path):
+    assert resolve_world(synthetic) is synthetic
+    folder = synthetic.save(tmp_path / "w")
+    assert resolve_world(folder).hash == synthetic.hash
+    assert resolve_world(str(folder)).hash == synthetic.hash
+    with pytest.raises(DataError):
+        resolve_world(tmp_path / "missing")
+
+
+@pytest.mark.parametrize("kwargs", [{"min_item_events": 0}, {"test_fraction": 0.0}, {"test_fraction": 1.0}])
+def test_world_config_rejects_bad_values(kwargs):
+    with pytest.raises(ConfigError, match=next(iter(kwargs))):
+        WorldConfig(**kwargs)
+
+
+# ----------------------------------------------------------------------------- default World
+@pytest.fixture(scope="module")
+def tiny_default(tmp_path_factory):
+    """A default World fitted with a tiny MF config into a private cache."""
+    home = tmp_path_factory.mktemp("shopgym-home")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SHOPGYM_HOME", str(home))
+        world = default_world(TINY_MF, device="cpu", progress=False)
+    return home, world
+
+
+def test_default_world_is_cached_and_loaded_without_refit(tiny_default, monkeypatch):
+    home, built = tiny_default
+    folders = list((home / "worlds").iterdir())
+    assert [f.name.startswith("movielens-small-bpr-") for f in folders] == [True]
+    monkeypatch.setenv("SHOPGYM_HOME", str(home))
+    forbid_refit(monkeypatch)
+    build._load_cached.cache_clear()  # make it read the folder again
+    loaded = default_world(TINY_MF, device="cpu", progress=False)
+    assert_same_world(loaded, built)
+    assert_same_world(World.load(folders[0]), built)
+    # A different configuration is a different World: it would need a fit.
+    with pytest.raises(RefitError):
+        default_world(replace(TINY_MF, seed=1), device="cpu", progress=False)
+
+
+def test_default_world_card_records_provenance(tiny_default):
+    _, world = tiny_default
+    card = world.card
+    assert card["data"]["sha256"] == file_sha256(embedded_ratings_path())
+    assert card["data"]["events"] == 100_004
+    assert card["preference_model"]["dim"] == TINY_MF.dim
+    assert card["preference_model"]["model"] == "bpr-mf"
+    assert card["split"]["users"] == 671
+    assert card["split"]["test_events"] == 671  # every MovieLens user has >= 20 events
+    assert card["catalogue"]["items"] == world.num_items == len(card["catalogue"]["item_ids"])
+    assert len(card["shopper_ids"]) == world.num_shoppers == 671
+    assert set(card["fit"]["test_metrics"]) == {"bpr-mf", "popularity"}
+    assert card["world_config"] == asdict(WorldConfig())
+
+
+def test_movielens_world(movielens):
+    config = WorldConfig()
+    assert movielens.num_shoppers == 671
+    # The catalogue is the items with enough training events.
+    assert float(movielens.item_popularity.min()) >= config.min_item_events
+    assert movielens.num_items == movielens.card["catalogue"]["items"]
+    assert len(movielens.category_names) >= 18
+    assert "Drama" in movielens.category_names
+    assert list(movielens.category_names) == sorted(movielens.category_names)
+    assert bool((movielens.item_category.sum(1) >= 1).float().mean() > 0.95)
+    assert bool((movielens.item_price > 0).all())
+    metrics = movielens.card["fit"]["test_metrics"]
+    assert metrics["bpr-mf"]["ndcg@10"] > metrics["popularity"]["ndcg@10"]
+    assert movielens.calibration.target["value"] == config.target_click_rate
+    rate = random_slate_click_rate(
+        movielens, movielens.calibration, config.calibration_slate_size, samples=5000, seed=99
+    )
+    assert rate == pytest.approx(config.target_click_rate, abs=0.01)
