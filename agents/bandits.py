@@ -64,9 +64,7 @@ class EpsilonGreedyAgent(Agent):
         return np.where(explore[:, None], exploring, greedy)
 
     def observe(self, transition: Transition) -> None:
-        shown = np.take_along_axis(
-            transition.observation["candidate_ids"], transition.action, axis=1
-        )
+        shown = np.take_along_axis(transition.observation["candidate_ids"], transition.action, axis=1)
         credited = transition.reward[:, None] * transition.info["clicks"]
         np.add.at(self.reward_sum, shown, credited)
         np.add.at(self.impressions, shown, 1.0)

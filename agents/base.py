@@ -68,9 +68,7 @@ class Agent(ABC):
         device: str | torch.device = "auto",
     ):
         if not isinstance(action_space, SlateSpace) or action_space.num_shoppers is not None:
-            raise ConfigError(
-                f"{type(self).__name__} needs a single-shopper SlateSpace, got {action_space}"
-            )
+            raise ConfigError(f"{type(self).__name__} needs a single-shopper SlateSpace, got {action_space}")
         self.observation_space = observation_space
         self.action_space = action_space
         self.slate_size = action_space.slate_size

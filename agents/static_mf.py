@@ -29,9 +29,9 @@ class SessionMF(nn.Module):
         self.num_items = num_items
         self.item_bias = nn.Parameter(torch.zeros(num_items))
         self.item_vector = nn.Parameter(0.1 * torch.randn(num_items, dim, generator=generator))
-        self.context_vector = nn.Parameter(
-            0.1 * torch.randn(num_items + 1, dim, generator=generator)
-        )
+        self.context_vector = nn.Parameter(0.1 * torch.randn(num_items + 1, dim, generator=generator))
+        with torch.no_grad():
+            self.context_vector[-1].zero_()
 
     def forward(self, history: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         """(B, H) history IDs and (B, n) item IDs -> (B, n) click logits."""
@@ -89,7 +89,8 @@ class StaticMFAgent(Agent):
             "slates": len(log),
             "clicks": int(log.clicks.sum()),
             "logging_policy": "uniformly random slates",
-            "shoppers": "train",
+            # Which part of the population logged (the runner gives "train").
+            "shoppers": getattr(getattr(env, "simulator", None), "shoppers", "unknown"),
         }
 
     def train_on(self, log: SlateLog) -> list[float]:
@@ -98,9 +99,7 @@ class StaticMFAgent(Agent):
         history = torch.as_tensor(np.repeat(log.history_ids, k, axis=0), device=self.device)
         items = torch.as_tensor(log.shown_ids.reshape(-1, 1), device=self.device)
         labels = torch.as_tensor(log.clicks.reshape(-1, 1), device=self.device).float()
-        optimizer = torch.optim.Adam(
-            self.model.parameters(), lr=self.lr, weight_decay=self.weight_decay
-        )
+        optimizer = torch.optim.Adam(self.model.parameters(), lr=self.lr, weight_decay=self.weight_decay)
         losses = []
         for _ in range(self.epochs):
             order = torch.randperm(len(items), generator=self.generator).to(self.device)
@@ -135,7 +134,9 @@ class StaticMFAgent(Agent):
         }
 
     def state_dict(self) -> dict[str, Any]:
-        return {key: value.cpu() for key, value in self.model.state_dict().items()}
+        weights = {key: value.cpu() for key, value in self.model.state_dict().items()}
+        return {"model": weights, "training_data": self.training_data}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.model.load_state_dict(state)
+        self.model.load_state_dict(state["model"])
+        self.training_data = dict(state["training_data"])

@@ -32,9 +32,7 @@ def make_simulator(
         raise ConfigError(f"num_envs must be a positive integer, got {num_shoppers!r}")
     unknown = sorted(set(overrides) - set(CONFIG_FIELDS))
     if unknown:
-        raise ConfigError(
-            f"unknown environment option(s) {unknown}; valid options: {list(CONFIG_FIELDS)}"
-        )
+        raise ConfigError(f"unknown environment option(s) {unknown}; valid options: {list(CONFIG_FIELDS)}")
     config = dataclasses.replace(config or ShopperConfig(), **overrides)
     if shoppers not in ("train", "test", "all"):
         raise ConfigError(f"shoppers must be 'train', 'test' or 'all', got {shoppers!r}")

@@ -88,9 +88,7 @@ class ShopperSB3VecEnv(VecEnv):
     def set_attr(self, attr_name: str, value: Any, indices: Any = None) -> None:
         setattr(self, attr_name, value)
 
-    def env_method(
-        self, method_name: str, *method_args, indices: Any = None, **method_kwargs
-    ) -> list[Any]:
+    def env_method(self, method_name: str, *method_args, indices: Any = None, **method_kwargs) -> list[Any]:
         method = getattr(self, method_name)
         return [method(*method_args, **method_kwargs) for _ in self._indices(indices)]
 

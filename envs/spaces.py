@@ -56,9 +56,7 @@ class SlateSpace(spaces.MultiDiscrete):
 
     def __repr__(self) -> str:
         batch = "" if self.num_shoppers is None else f", num_shoppers={self.num_shoppers}"
-        return (
-            f"SlateSpace(num_candidates={self.num_candidates}, slate_size={self.slate_size}{batch})"
-        )
+        return f"SlateSpace(num_candidates={self.num_candidates}, slate_size={self.slate_size}{batch})"
 
 
 @batch_space.register(SlateSpace)
@@ -89,14 +87,10 @@ def observation_space(simulator: ShopperSimulator) -> spaces.Dict:
     return spaces.Dict(
         {
             "candidate_ids": spaces.MultiDiscrete(np.full(n, num_items, dtype=np.int64)),
-            "candidate_features": spaces.Box(
-                np.tile(low, (n, 1)), np.tile(high, (n, 1)), dtype=np.float32
-            ),
+            "candidate_features": spaces.Box(np.tile(low, (n, 1)), np.tile(high, (n, 1)), dtype=np.float32),
             # num_items marks an empty slot.
             "history_ids": spaces.MultiDiscrete(np.full(h, num_items + 1, dtype=np.int64)),
-            "history_features": spaces.Box(
-                np.tile(low, (h, 1)), np.tile(high, (h, 1)), dtype=np.float32
-            ),
+            "history_features": spaces.Box(np.tile(low, (h, 1)), np.tile(high, (h, 1)), dtype=np.float32),
             "step": spaces.Box(0.0, float(config.max_steps), (1,), np.float32),
         }
     )

@@ -26,9 +26,7 @@ class ListEnvs:
 def list_agents() -> str:
     from shopgym.agents import AGENTS
 
-    return "\n".join(
-        f"{name:16s} {agent.__doc__.strip().splitlines()[0]}" for name, agent in AGENTS.items()
-    )
+    return "\n".join(f"{name:16s} {agent.__doc__.strip().splitlines()[0]}" for name, agent in AGENTS.items())
 
 
 def list_envs() -> str:

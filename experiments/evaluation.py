@@ -36,9 +36,7 @@ def evaluate(agent: Agent, env, episodes: int, seed: int) -> pd.DataFrame:
         next_observation, reward, terminated, truncated, info = env.step(action)
         if agent.learns_online:
             agent.observe(
-                Transition(
-                    observation, action, reward, next_observation, terminated, truncated, info
-                )
+                Transition(observation, action, reward, next_observation, terminated, truncated, info)
             )
         totals["return"] += reward
         totals["clicks"] += info["clicks"].sum(1)

@@ -30,12 +30,8 @@ def reward_curves(episodes: pd.DataFrame, max_points: int = 20) -> pd.DataFrame:
         rounds = int(group["round"].max()) + 1
         block_of_round = np.arange(rounds) * min(max_points, rounds) // rounds
         blocks = group.assign(block=block_of_round[group["round"].to_numpy()])
-        per_seed = (
-            blocks.groupby(["block", "seed"])["return"].mean().unstack("seed")
-        )  # (blocks, seeds)
-        episodes_per_seed = (
-            blocks.groupby(["block", "seed"]).size().unstack("seed").mean(1).cumsum()
-        )
+        per_seed = blocks.groupby(["block", "seed"])["return"].mean().unstack("seed")  # (blocks, seeds)
+        episodes_per_seed = blocks.groupby(["block", "seed"]).size().unstack("seed").mean(axis=1).cumsum()
         for block, values in per_seed.iterrows():
             values = values.dropna().to_numpy()
             low, high = bootstrap_ci(values)

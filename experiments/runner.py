@@ -74,9 +74,7 @@ class RunConfig:
             raise ConfigError("--agents: give at least one agent name")
         unknown = [name for name in names if name not in AGENTS]
         if unknown:
-            raise ConfigError(
-                f"--agents: unknown agent(s) {unknown}; available: {', '.join(AGENTS)}"
-            )
+            raise ConfigError(f"--agents: unknown agent(s) {unknown}; available: {', '.join(AGENTS)}")
         if len(set(names)) != len(names):
             raise ConfigError(f"--agents: an agent is named twice in {names}")
         return names
@@ -84,14 +82,10 @@ class RunConfig:
     def validate(self) -> None:
         for name in ("seeds", "episodes", "num_envs", "train_slates"):
             if getattr(self, name) < 1:
-                raise ConfigError(
-                    f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}"
-                )
+                raise ConfigError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
         if self.env not in gym.registry:
             shopgym_ids = sorted(env_id for env_id in gym.registry if env_id.startswith("shopgym/"))
-            raise ConfigError(
-                f"--env: unknown environment {self.env!r}; available: {', '.join(shopgym_ids)}"
-            )
+            raise ConfigError(f"--env: unknown environment {self.env!r}; available: {', '.join(shopgym_ids)}")
         self.agent_names()
         resolve_device(self.device)
 
@@ -102,18 +96,17 @@ def run_experiment(config: RunConfig) -> Path:
     names = config.agent_names()
     device = resolve_device(config.device)
     world = _world_for(config, device)
-    out = (
-        config.out
-        or Path("runs") / f"{config.env.replace('/', '-')}__{datetime.now():%Y%m%d-%H%M%S}"
-    )
-    records_dir = out / "records"
-    records_dir.mkdir(parents=True, exist_ok=True)
+    out = config.out or Path("runs") / f"{config.env.replace('/', '-')}__{datetime.now():%Y%m%d-%H%M%S}"
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out: {out} exists and is not a directory")
+    try:
+        (out / "records").mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"--out: cannot create {out} ({exc})") from exc
     _write_or_check_config(out, config, world, device)
     _print(f"World {world.card.get('name', '?')} (hash {world.hash}); run directory {out}")
 
-    pending = [
-        (n, s) for n in names for s in range(config.seeds) if not _record_path(out, n, s).is_file()
-    ]
+    pending = [(n, s) for n in names for s in range(config.seeds) if not _record_path(out, n, s).is_file()]
     if len(pending) < len(names) * config.seeds:
         done = len(names) * config.seeds - len(pending)
         _print(f"resuming: {done} (agent, seed) runs already recorded")
@@ -159,15 +152,11 @@ def _make_env(config: RunConfig, world: World, device: torch.device, shoppers: s
     )
 
 
-def _run_one(
-    config: RunConfig, world: World, device: torch.device, name: str, seed: int, out: Path
-) -> None:
+def _run_one(config: RunConfig, world: World, device: torch.device, name: str, seed: int, out: Path) -> None:
     started = time.perf_counter()
     needs_oracle = AGENTS[name].needs_oracle
     test_env = _make_env(config, world, device, "test", needs_oracle)
-    agent = make_agent(
-        name, test_env.single_observation_space, test_env.single_action_space, seed, device
-    )
+    agent = make_agent(name, test_env.single_observation_space, test_env.single_action_space, seed, device)
     train_env = _make_env(config, world, device, "train", False)
     agent.fit(train_env, config.train_slates, seed=TRAIN_SEED_OFFSET + seed)
     trained = time.perf_counter()
@@ -178,6 +167,12 @@ def _run_one(
         "agent": agent.describe(),
         "seed": seed,
         "world_hash": world.hash,
+        "training_env": {
+            "shoppers": "train",
+            "seed": TRAIN_SEED_OFFSET + seed,
+            "budget_slates": config.train_slates,
+        },
+        "evaluation_env": {"shoppers": "test", "seed": seed, "episodes": config.episodes},
         "train_wall_time_s": round(trained - started, 3),
         "eval_wall_time_s": round(time.perf_counter() - trained, 3),
     }
@@ -193,15 +188,12 @@ def _record_path(out: Path, name: str, seed: int) -> Path:
 _RESUME_KEYS = ("env", "episodes", "train_slates", "num_envs", "world")
 
 
-def _write_or_check_config(
-    out: Path, config: RunConfig, world: World, device: torch.device
-) -> None:
+def _write_or_check_config(out: Path, config: RunConfig, world: World, device: torch.device) -> None:
     path = out / "config.json"
     shopper_config = gym.make(config.env, world=world, device="cpu").unwrapped.simulator.config
     document = {
         "run": {
-            key: (str(value) if isinstance(value, Path) else value)
-            for key, value in asdict(config).items()
+            key: (str(value) if isinstance(value, Path) else value) for key, value in asdict(config).items()
         },
         "world": {
             "hash": world.hash,
@@ -225,19 +217,27 @@ def _write_or_check_config(
         },
         "command": sys.argv,
     }
-    if path.is_file():
+    if not path.is_file():
+        _atomic_write(path, json.dumps(document, indent=2, default=str))
+        return
+    # Resuming: the recorded episodes must mean the same as the new ones would.
+    try:
         previous = json.loads(path.read_text())
-        for key in _RESUME_KEYS:
-            if previous["run"].get(key) != document["run"][key]:
-                raise ConfigError(
-                    f"{out} holds a run with {key}={previous['run'].get(key)!r}, not "
-                    f"{document['run'][key]!r}; choose another --out to keep both"
-                )
-        if previous["world"]["hash"] != world.hash:
+        recorded = {key: previous["run"].get(key) for key in _RESUME_KEYS}
+        recorded_world, recorded_device = previous["world"]["hash"], previous["device"]
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise ConfigError(f"{path} is unreadable ({exc}); choose another --out") from exc
+    for key in _RESUME_KEYS:
+        if recorded[key] != document["run"][key]:
             raise ConfigError(
-                f"{out} was recorded on World {previous['world']['hash']}, not {world.hash}"
+                f"{out} holds a run with {key}={recorded[key]!r}, not {document['run'][key]!r}; "
+                "choose another --out to keep both"
             )
-    _atomic_write(path, json.dumps(document, indent=2, default=str))
+    if recorded_world != world.hash:
+        raise ConfigError(f"{out} was recorded on World {recorded_world}, not {world.hash}")
+    if recorded_device != str(device):
+        # Random streams differ between devices, so records would not be comparable.
+        raise ConfigError(f"{out} was recorded on device {recorded_device}, not {device}")
 
 
 def _atomic_write(path: Path, text: str) -> None:

@@ -86,6 +86,7 @@ class ShopperSimulator:
         self.world = world.to(dev)
         self.config = config
         self.num_shoppers = num_shoppers
+        self.shoppers = shoppers
         self.num_items = world.num_items
         self.generator = torch.Generator(device=dev)
         self.generator.manual_seed(seed if seed is not None else secrets.randbits(63))

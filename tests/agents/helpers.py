@@ -1,0 +1,116 @@
+"""Helpers shared by the agent tests: small synthetic vector envs and rollouts."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+import shopgym.envs  # noqa: F401  (registers the environment IDs)
+from shopgym.agents import AGENTS, Agent, Transition, make_agent
+from shopgym.envs.shopper_vector import ShopperVectorEnv
+
+SYNTHETIC_ID = "shopgym/SyntheticShopper-v0"
+
+
+def synthetic_env(
+    num_envs: int = 8, oracle: bool = False, shoppers: str = "train", **options
+) -> ShopperVectorEnv:
+    return gym.make_vec(
+        SYNTHETIC_ID,
+        num_envs=num_envs,
+        oracle_info=oracle,
+        shoppers=shoppers,
+        device="cpu",
+        **options,
+    )
+
+
+def build_agent(
+    name: str, seed: int = 0, num_envs: int = 8, fit_budget: int = 300, **kwargs
+) -> tuple[ShopperVectorEnv, Agent]:
+    """A test env (oracle info only for the oracle) and a fitted agent, as the runner does."""
+    env = synthetic_env(num_envs, oracle=AGENTS[name].needs_oracle, shoppers="test")
+    agent = make_agent(
+        name, env.single_observation_space, env.single_action_space, seed=seed, device="cpu", **kwargs
+    )
+    agent.fit(synthetic_env(num_envs, shoppers="train"), fit_budget, seed=10_000 + seed)
+    return env, agent
+
+
+def assert_valid_slates(actions: np.ndarray, num_rows: int, slate_size: int, num_candidates: int):
+    assert isinstance(actions, np.ndarray)
+    assert actions.dtype == np.int64
+    assert actions.shape == (num_rows, slate_size)
+    assert actions.min() >= 0
+    assert actions.max() < num_candidates
+    ordered = np.sort(actions, axis=1)
+    assert (ordered[:, 1:] != ordered[:, :-1]).all(), f"repeated items in {actions}"
+
+
+def rollout(
+    env: ShopperVectorEnv,
+    agent: Agent,
+    steps: int,
+    seed: int,
+    check: Callable[[np.ndarray], None] | None = None,
+) -> np.ndarray:
+    """Run ``steps`` steps (learning online where the agent does); returns (steps, B, k)."""
+    observation, info = env.reset(seed=seed)
+    actions = []
+    for _ in range(steps):
+        action = agent.act(observation, info)
+        if check is not None:
+            check(action)
+        next_observation, reward, terminated, truncated, info = env.step(action)
+        if agent.learns_online:
+            agent.observe(
+                Transition(observation, action, reward, next_observation, terminated, truncated, info)
+            )
+        observation = next_observation
+        actions.append(action)
+    return np.stack(actions)
+
+
+def assert_state_equal(left: dict, right: dict) -> None:
+    """Nested state dicts hold equal tensors and equal plain values."""
+    assert sorted(left) == sorted(right)
+    for key in left:
+        if isinstance(left[key], dict):
+            assert_state_equal(left[key], right[key])
+        elif isinstance(left[key], torch.Tensor):
+            assert torch.equal(left[key], right[key]), key
+        else:
+            assert left[key] == right[key], key
+
+
+def reachable_instances(root: object, types: tuple[type, ...], max_depth: int = 6) -> list[str]:
+    """Paths of the objects of ``types`` reachable from ``root`` through attributes,
+    dict values and sequence items (what an agent could read later)."""
+    found: list[str] = []
+    seen: set[int] = set()
+
+    def walk(obj: object, path: str, depth: int) -> None:
+        if id(obj) in seen or depth > max_depth:
+            return
+        seen.add(id(obj))
+        if isinstance(obj, types):
+            found.append(f"{path}: {type(obj).__name__}")
+            return
+        if isinstance(obj, str | bytes | int | float | bool | np.ndarray | torch.Tensor):
+            return
+        if isinstance(obj, dict):
+            for key, value in obj.items():
+                walk(value, f"{path}[{key!r}]", depth + 1)
+        elif isinstance(obj, list | tuple | set | frozenset):
+            for index, value in enumerate(obj):
+                walk(value, f"{path}[{index}]", depth + 1)
+        attributes = getattr(obj, "__dict__", None)
+        if isinstance(attributes, dict):
+            for key, value in attributes.items():
+                walk(value, f"{path}.{key}", depth + 1)
+
+    walk(root, "agent", 0)
+    return found

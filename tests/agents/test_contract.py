@@ -1,0 +1,136 @@
+"""The one interface every registered agent implements (run on the synthetic vector env)."""
+
+from __future__ import annotations
+
+import re
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+from shopgym.agents import AGENTS, make_agent
+from shopgym.simulator.errors import ConfigError
+from shopgym.simulator.shoppers import ShopperSimulator
+from shopgym.simulator.world import World
+
+from .helpers import (
+    assert_state_equal,
+    assert_valid_slates,
+    build_agent,
+    reachable_instances,
+    rollout,
+    synthetic_env,
+)
+
+NAMES = list(AGENTS)
+NUM_ENVS, SLATE_SIZE, NUM_CANDIDATES = 8, 3, 10
+
+
+def test_registry_holds_the_five_agents_under_their_names():
+    assert set(AGENTS) == {"random", "popularity", "epsilon-greedy", "static-mf", "oracle"}
+    for name, agent in AGENTS.items():
+        assert agent.name == name
+    # Only the upper bound may read true utilities; only the bandit learns during evaluation.
+    assert [name for name, agent in AGENTS.items() if agent.needs_oracle] == ["oracle"]
+    assert [name for name, agent in AGENTS.items() if agent.learns_online] == ["epsilon-greedy"]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_act_returns_valid_slates_over_many_steps(name):
+    env, agent = build_agent(name)
+
+    def check(action):
+        assert_valid_slates(action, NUM_ENVS, SLATE_SIZE, NUM_CANDIDATES)
+        assert env.action_space.contains(action)
+
+    actions = rollout(env, agent, steps=150, seed=3, check=check)
+    assert actions.shape == (150, NUM_ENVS, SLATE_SIZE)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_act_handles_a_single_shopper_batch(name):
+    env, agent = build_agent(name, num_envs=1)
+    rollout(env, agent, steps=20, seed=1, check=lambda a: assert_valid_slates(a, 1, 3, 10))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_same_seed_gives_same_actions(name):
+    first = rollout(*build_agent(name, seed=5), steps=60, seed=11)
+    second = rollout(*build_agent(name, seed=5), steps=60, seed=11)
+    np.testing.assert_array_equal(first, second)
+
+
+@pytest.mark.parametrize("name", ["random", "epsilon-greedy", "static-mf"])
+def test_agent_seed_changes_the_actions_of_stochastic_agents(name):
+    first = rollout(*build_agent(name, seed=5), steps=30, seed=11)
+    second = rollout(*build_agent(name, seed=6), steps=30, seed=11)
+    assert not np.array_equal(first, second)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_save_then_load_into_a_fresh_agent_restores_state_and_actions(name, tmp_path):
+    env, agent = build_agent(name, seed=0)
+    rollout(env, agent, steps=80, seed=2)  # the bandit learns online here
+    path = tmp_path / f"{name}.pt"
+    agent.save(path)
+
+    # A fresh agent with another seed: whatever it ends up knowing comes from the file.
+    _, fresh = build_agent(name, seed=123, fit_budget=100)
+    fresh.load(path)
+    assert_state_equal(fresh.state_dict(), agent.state_dict())
+
+    observation, info = env.reset(seed=9)
+    for _ in range(5):
+        agent.rng, fresh.rng = np.random.default_rng(42), np.random.default_rng(42)
+        np.testing.assert_array_equal(fresh.act(observation, info), agent.act(observation, info))
+        observation, _, _, _, info = env.step(agent.act(observation, info))
+
+
+def test_learning_agents_have_state_to_save():
+    for name in ("epsilon-greedy", "static-mf"):
+        env, agent = build_agent(name)
+        rollout(env, agent, steps=40, seed=0)
+        assert agent.state_dict(), name
+
+
+def test_loading_a_file_saved_by_another_agent_raises_config_error(tmp_path):
+    agents = {name: build_agent(name, fit_budget=100)[1] for name in NAMES}
+    for name, agent in agents.items():
+        agent.save(tmp_path / f"{name}.pt")
+    for saved_by in NAMES:
+        for name, agent in agents.items():
+            if name == saved_by:
+                agent.load(tmp_path / f"{saved_by}.pt")
+                continue
+            message = re.escape(f"saved agent is {saved_by!r}, not {name!r}")
+            with pytest.raises(ConfigError, match=message):
+                agent.load(tmp_path / f"{saved_by}.pt")
+
+
+def test_make_agent_with_unknown_name_lists_the_names():
+    env = synthetic_env()
+    with pytest.raises(ConfigError, match="bogus") as raised:
+        make_agent("bogus", env.single_observation_space, env.single_action_space)
+    for name in AGENTS:
+        assert name in str(raised.value)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_agents_reject_a_batched_action_space(name):
+    env = synthetic_env()
+    with pytest.raises(ConfigError, match="single-shopper"):
+        make_agent(name, env.single_observation_space, env.action_space)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_agents_keep_no_reference_to_the_world_or_the_simulator(name):
+    env, agent = build_agent(name)
+    rollout(env, agent, steps=20, seed=0)
+    assert reachable_instances(agent, (World, ShopperSimulator, gym.vector.VectorEnv, gym.Env)) == []
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_describe_names_the_agent(name):
+    _, agent = build_agent(name)
+    description = agent.describe()
+    assert description["name"] == name

@@ -1,0 +1,106 @@
+"""An interrupted run resumes: finished (agent, seed) records are kept, the rest redone."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from .helpers import TINY_RUN, run_cli
+
+
+def _copy(run: Path, tmp_path: Path) -> Path:
+    out = tmp_path / "run"
+    shutil.copytree(run, out)
+    return out
+
+
+def _stamps(folder: Path) -> dict[str, tuple[int, int]]:
+    """(inode, mtime) of every file: a rewritten file (atomic replace) changes both."""
+    return {
+        str(path.relative_to(folder)): (path.stat().st_ino, path.stat().st_mtime_ns)
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    }
+
+
+def _contents(folder: Path) -> dict[str, bytes]:
+    return {
+        str(path.relative_to(folder)): path.read_bytes()
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    }
+
+
+def test_resume_redoes_only_the_missing_run_and_reproduces_it(tiny_run, tmp_path, capsys):
+    out = _copy(tiny_run, tmp_path)
+    missing = out / "records" / "static-mf__seed1.csv"
+    missing.unlink()
+    before = _stamps(out / "records")
+    assert run_cli([*TINY_RUN, "--out", str(out)]) == 0
+    assert "resuming: 9 (agent, seed) runs already recorded" in capsys.readouterr().out
+    after = _stamps(out / "records")
+    redone = {"static-mf__seed1.csv", "static-mf__seed1.json"}
+    for name, stamp in before.items():
+        if name not in redone:
+            assert after[name] == stamp, f"{name} was rewritten"
+    assert after["static-mf__seed1.json"] != before["static-mf__seed1.json"]
+    # Same seed, same numbers: the redone records and the whole table are unchanged.
+    pd.testing.assert_frame_equal(
+        pd.read_csv(missing), pd.read_csv(tiny_run / "records" / "static-mf__seed1.csv")
+    )
+    pd.testing.assert_frame_equal(pd.read_csv(out / "episodes.csv"), pd.read_csv(tiny_run / "episodes.csv"))
+    pd.testing.assert_frame_equal(pd.read_csv(out / "summary.csv"), pd.read_csv(tiny_run / "summary.csv"))
+
+
+def test_more_seeds_on_the_same_out_runs_only_the_new_seeds(tiny_run, tmp_path):
+    out = _copy(tiny_run, tmp_path)
+    before = _stamps(out / "records")
+    argv = [*TINY_RUN, "--out", str(out), "--agents", "random,oracle"]
+    argv[argv.index("--seeds") + 1] = "3"
+    assert run_cli(argv) == 0
+    after = _stamps(out / "records")
+    assert {name: after[name] for name in before} == before
+    assert set(after) - set(before) == {
+        f"{agent}__seed2.{ext}" for agent in ("random", "oracle") for ext in ("csv", "json")
+    }
+    episodes = pd.read_csv(out / "episodes.csv")
+    assert episodes.groupby("agent")["seed"].nunique().to_dict() == {"random": 3, "oracle": 3}
+    assert len(episodes) == 2 * 3 * 20
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "key"),
+    [
+        ("--episodes", "30", "episodes"),
+        ("--num-envs", "4", "num_envs"),
+        ("--train-slates", "100", "train_slates"),
+    ],
+)
+def test_resume_with_different_options_is_refused_and_keeps_the_files(
+    tiny_run, tmp_path, capsys, flag, value, key
+):
+    out = _copy(tiny_run, tmp_path)
+    (out / "records" / "random__seed0.csv").unlink()  # something to resume
+    before = _contents(out)
+    argv = [*TINY_RUN, "--out", str(out)]
+    argv[argv.index(flag) + 1] = value
+    assert run_cli(argv) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("shopgym: error: ")
+    assert error.count("\n") == 1
+    assert f"{key}=" in error and str(out) in error
+    assert _contents(out) == before
+
+
+def test_resume_on_another_env_is_refused(tiny_run, tmp_path, capsys):
+    out = _copy(tiny_run, tmp_path)
+    before = _contents(out)
+    argv = [*TINY_RUN, "--out", str(out)]
+    argv[argv.index("--env") + 1] = "shopgym/Shopper-v0"
+    argv += ["--world", "synthetic"]  # a different env ID on the same World
+    assert run_cli(argv) == 2
+    assert "env=" in capsys.readouterr().err
+    assert _contents(out) == before
