@@ -13,6 +13,7 @@ from shopgym.agents.base import Agent, Observation, top_k
 from shopgym.agents.baselines import RandomAgent
 from shopgym.agents.logged_data import SlateLog, collect_log
 from shopgym.envs.spaces import SlateSpace
+from shopgym.simulator.determinism import deterministic_algorithms
 
 
 class SessionMF(nn.Module):
@@ -93,6 +94,7 @@ class StaticMFAgent(Agent):
             "shoppers": getattr(getattr(env, "simulator", None), "shoppers", "unknown"),
         }
 
+    @deterministic_algorithms()
     def train_on(self, log: SlateLog) -> list[float]:
         """Fit the model on every (slate position) impression of ``log``; returns epoch losses."""
         k = log.shown_ids.shape[1]

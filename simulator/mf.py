@@ -17,6 +17,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from shopgym.simulator.determinism import deterministic_algorithms
 from shopgym.simulator.errors import ConfigError, DataError
 from shopgym.simulator.ranking import full_ranking_metrics
 from shopgym.simulator.splits import Split
@@ -80,6 +81,7 @@ class FitResult:
     wall_time_s: float
 
 
+@deterministic_algorithms()
 def fit_bpr(
     split: Split,
     config: MFConfig = MFConfig(),
