@@ -35,6 +35,10 @@ from shopgym.simulator.ranking import full_ranking_metrics, popularity_scorer
 from shopgym.simulator.splits import leave_last_out
 from shopgym.simulator.world import Calibration, World
 
+# Part of the cache key of the default World: bump it whenever build_world gives
+# different tensors for the same data and configs, so stale caches are not reused.
+BUILDER_VERSION = 2
+
 
 @dataclass(frozen=True)
 class WorldConfig:

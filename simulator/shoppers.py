@@ -9,7 +9,7 @@ State of shopper b (all tensors lead with the batch dimension B, also for B = 1)
 
 Every random draw comes from one seeded ``torch.Generator`` on the simulator's
 device, in a fixed order per step: choice uniforms (B,), purchase uniforms (B,),
-next candidates (B, M), replacement shoppers (B,). Sessions that end in a step are
+next candidates, replacement shoppers (B,). Sessions that end in a step are
 replaced at once by new shoppers (same-step autoreset); the state they ended in is
 kept in :class:`StepOutcome` so that environments can report final observations.
 """
@@ -25,6 +25,7 @@ from shopgym.simulator.choice import choice_probabilities, sample_choice
 from shopgym.simulator.config import ShopperConfig
 from shopgym.simulator.device import resolve_device
 from shopgym.simulator.errors import ConfigError
+from shopgym.simulator.sampling import uniform_subsets
 from shopgym.simulator.slates import check_slates
 from shopgym.simulator.world import World
 
@@ -164,11 +165,16 @@ class ShopperSimulator:
         return self.population[rows]
 
     def _draw_candidates(self) -> torch.Tensor:
-        """(B, N) distinct catalogue items per row: top-N of random keys, uniform or,
-        with Gumbel noise added to log-popularity, popularity-weighted."""
-        keys = torch.rand((self.num_shoppers, self.num_items), generator=self.generator, device=self.device)
-        if self._candidate_logits is not None:
-            keys = self._candidate_logits - torch.log(-torch.log(keys.clamp(min=1e-20)))
+        """(B, N) distinct catalogue items per row, uniformly or popularity-weighted."""
+        if self._candidate_logits is None:
+            return uniform_subsets(
+                self.num_shoppers, self.num_items, self.config.num_candidates, self.generator, self.device
+            )
+        # Gumbel top-N of log-popularity: weighted sampling without replacement, O(B·M).
+        uniform = torch.rand(
+            (self.num_shoppers, self.num_items), generator=self.generator, device=self.device
+        )
+        keys = self._candidate_logits - torch.log(-torch.log(uniform.clamp(min=1e-20)))
         return keys.topk(self.config.num_candidates, dim=1).indices
 
     def _start_sessions(self, rows: torch.Tensor, new_shoppers: torch.Tensor) -> None:

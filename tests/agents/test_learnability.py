@@ -61,21 +61,20 @@ def _mean_returns(name: str, num_envs: int, episodes: int, seeds: range) -> list
 
 
 def test_epsilon_greedy_learns_online_and_beats_random_on_synthetic_shoppers():
-    seeds = range(5)
-    # Few parallel shoppers and many rounds, so that learning shows across rounds.
-    bandit = _mean_returns("epsilon-greedy", num_envs=5, episodes=300, seeds=seeds)
-    random = _mean_returns("random", num_envs=50, episodes=300, seeds=seeds)
-    rounds = 60
+    seeds = range(10)
+    # Few parallel shoppers and many rounds (120), so that learning shows across rounds.
+    bandit = _mean_returns("epsilon-greedy", num_envs=5, episodes=600, seeds=seeds)
+    random = _mean_returns("random", num_envs=50, episodes=600, seeds=seeds)
+    rounds, fifth = 120, 24
     assert all(frame["round"].max() + 1 == rounds for frame in bandit)
-    first = np.array([f.loc[f["round"] < 6, "return"].mean() for f in bandit])
-    last = np.array([f.loc[f["round"] >= rounds - 6, "return"].mean() for f in bandit])
+    first = np.array([f.loc[f["round"] < fifth, "return"].mean() for f in bandit])
+    last = np.array([f.loc[f["round"] >= rounds - fifth, "return"].mean() for f in bandit])
     overall = np.array([f["return"].mean() for f in bandit])
     random_overall = np.array([f["return"].mean() for f in random])
     print(f"\nfirst rounds {first.round(2)}, last rounds {last.round(2)}, random {random_overall}")
-    # Learns online: the per-seed gain from the first to the last rounds is positive.
+    # Learns online: the per-seed gain from the first to the last fifth of rounds is positive.
     gain_low, _ = bootstrap_ci(last - first)
     assert gain_low > 0
-    # Beats random, over the whole evaluation (learning included) and at its end.
     _, random_high = bootstrap_ci(random_overall)
     assert bootstrap_ci(overall)[0] > random_high
     assert bootstrap_ci(last)[0] > random_high

@@ -131,9 +131,10 @@ def test_training_loss_decreases_and_the_model_learns_click_rates():
     env = synthetic_env(num_envs=50)
     logger = RandomAgent(env.single_observation_space, env.single_action_space, seed=0)
     log = collect_log(env, logger, 3000, seed=0)
-    agent = _agent(env, epochs=8)
+    # Enough epochs to converge on this small log (3000 slates: about 9 batches an epoch).
+    agent = _agent(env, epochs=30)
     losses = agent.train_on(log)
-    assert len(losses) == 8
+    assert len(losses) == 30
     assert all(np.isfinite(losses))
     assert losses[-1] < 0.9 * losses[0]
     assert losses[-1] < losses[len(losses) // 2] < losses[0]
@@ -148,7 +149,7 @@ def test_training_loss_decreases_and_the_model_learns_click_rates():
     impressions = np.bincount(items, minlength=NUM_ITEMS)
     click_rate = np.bincount(items, weights=log.clicks.ravel(), minlength=NUM_ITEMS) / impressions
     mean_prediction = np.bincount(items, weights=predicted, minlength=NUM_ITEMS) / impressions
-    assert np.corrcoef(click_rate, mean_prediction)[0, 1] > 0.6
+    assert np.corrcoef(click_rate, mean_prediction)[0, 1] > 0.9
 
 
 def test_fitted_agent_beats_its_untrained_self_on_click_prediction():
