@@ -28,14 +28,10 @@ def make_simulator(
     overrides: dict[str, Any],
 ) -> ShopperSimulator:
     """Build the simulator; ``overrides`` are ``ShopperConfig`` fields given as keywords."""
-    if not isinstance(num_shoppers, int) or num_shoppers < 1:
-        raise ConfigError(f"num_envs must be a positive integer, got {num_shoppers!r}")
     unknown = sorted(set(overrides) - set(CONFIG_FIELDS))
     if unknown:
         raise ConfigError(f"unknown environment option(s) {unknown}; valid options: {list(CONFIG_FIELDS)}")
     config = dataclasses.replace(config or ShopperConfig(), **overrides)
-    if shoppers not in ("train", "test", "all"):
-        raise ConfigError(f"shoppers must be 'train', 'test' or 'all', got {shoppers!r}")
     return ShopperSimulator(resolve_world(world, device), config, num_shoppers, shoppers, device)
 
 
@@ -59,3 +55,11 @@ def step_info(simulator: ShopperSimulator, outcome: StepOutcome | None, oracle_i
     if oracle_info:
         info["utilities"] = simulator.utilities(simulator.candidates).cpu().numpy()
     return info
+
+
+def final_observations(
+    simulator: ShopperSimulator, outcome: StepOutcome, done: np.ndarray
+) -> dict[int, dict]:
+    """The observation each session that ended in ``outcome`` ended in, by shopper index."""
+    final = to_numpy(simulator.observe(outcome.final_history, outcome.final_steps))
+    return {int(index): row(final, index) for index in np.flatnonzero(done)}

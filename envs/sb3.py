@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from stable_baselines3.common.vec_env import VecEnv
 
-from shopgym.envs.core import make_simulator, row, step_info, to_numpy
+from shopgym.envs.core import final_observations, make_simulator, row, step_info, to_numpy
 from shopgym.envs.spaces import SlateSpace, observation_space
 from shopgym.simulator.config import ShopperConfig
 from shopgym.simulator.world import World
@@ -68,11 +68,9 @@ class ShopperSB3VecEnv(VecEnv):
         infos = self._infos(step_info(self.simulator, outcome, self.oracle_info))
         done = outcome.done.cpu().numpy()
         truncated = outcome.truncated.cpu().numpy()
-        if done.any():
-            final = to_numpy(self.simulator.observe(outcome.final_history, outcome.final_steps))
-            for index in np.flatnonzero(done):
-                infos[index]["terminal_observation"] = row(final, index)
-                infos[index]["TimeLimit.truncated"] = bool(truncated[index])
+        for index, observation in final_observations(self.simulator, outcome, done).items():
+            infos[index]["terminal_observation"] = observation
+            infos[index]["TimeLimit.truncated"] = bool(truncated[index])
         return to_numpy(self.simulator.observe()), outcome.reward.cpu().numpy(), done, infos
 
     def _infos(self, batched: dict[str, np.ndarray]) -> list[dict]:

@@ -10,7 +10,7 @@ import torch
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from shopgym.envs.core import make_simulator, row, step_info, to_numpy
+from shopgym.envs.core import final_observations, make_simulator, step_info, to_numpy
 from shopgym.envs.spaces import SlateSpace, observation_space
 from shopgym.simulator.config import ShopperConfig
 from shopgym.simulator.errors import ConfigError
@@ -26,8 +26,10 @@ class ShopperVectorEnv(VectorEnv):
     Autoreset is ``SAME_STEP``: a sub-environment whose session ends in a step
     already shows the next shopper in the returned observation; the final
     observation is in ``info["final_obs"]`` (an object array, ``None`` for the
-    others) with the mask ``info["_final_obs"]``. ``info["clicks"]`` and
-    ``info["purchases"]`` (B, k) always describe the slate just shown.
+    others) with the mask ``info["_final_obs"]``, and ``info["final_info"]`` holds
+    the ended sessions' last ``clicks`` and ``purchases``. The top-level
+    ``info["clicks"]`` and ``info["purchases"]`` (B, k) always describe the slate just
+    shown, in every sub-environment.
 
     ``reset(seed=s)`` seeds the one generator of the batch (a list of seeds is not
     supported: the shoppers share one random stream).
@@ -68,11 +70,13 @@ class ShopperVectorEnv(VectorEnv):
         done = outcome.done.cpu().numpy()
         info = step_info(self.simulator, outcome, self.oracle_info)
         if done.any():
-            final = to_numpy(self.simulator.observe(outcome.final_history, outcome.final_steps))
             final_obs = np.full(self.num_envs, None, dtype=object)
-            for index in np.flatnonzero(done):
-                final_obs[index] = row(final, index)
+            for index, observation in final_observations(self.simulator, outcome, done).items():
+                final_obs[index] = observation
+            last_step = {key: info[key] for key in ("clicks", "purchases")}
             info["final_obs"], info["_final_obs"] = final_obs, done
+            info["final_info"] = {**last_step, **{f"_{key}": done for key in last_step}}
+            info["_final_info"] = done
         return (
             to_numpy(self.simulator.observe()),
             outcome.reward.cpu().numpy(),

@@ -1,1 +1,1 @@
-"""."""
+"""Experiments: evaluation, statistics, plots, the runner, the CLI and the benchmark."""

@@ -30,14 +30,14 @@ from shopgym.simulator.device import resolve_device
 from shopgym.simulator.errors import ConfigError, DataError
 from shopgym.simulator.interactions import Interactions, load_movies, load_ratings
 from shopgym.simulator.items import category_matrix, lognormal_prices
-from shopgym.simulator.mf import MFConfig, config_dict, fit_bpr, seen_pairs
+from shopgym.simulator.mf import MFConfig, fit_bpr
 from shopgym.simulator.ranking import full_ranking_metrics, popularity_scorer
 from shopgym.simulator.splits import leave_last_out
 from shopgym.simulator.world import Calibration, World
 
 # Part of the cache key of the default World: bump it whenever build_world gives
 # different tensors for the same data and configs, so stale caches are not reused.
-BUILDER_VERSION = 2
+BUILDER_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -61,6 +61,12 @@ class WorldConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        if not self.median_price > 0:
+            raise ConfigError(f"WorldConfig.median_price must be > 0, got {self.median_price}")
+        if self.calibration_slate_size < 1:
+            raise ConfigError(
+                f"WorldConfig.calibration_slate_size must be >= 1, got {self.calibration_slate_size}"
+            )
         if self.min_item_events < 1:
             raise ConfigError(f"WorldConfig.min_item_events must be >= 1, got {self.min_item_events}")
         if not 0 < self.test_fraction < 1:
@@ -80,7 +86,7 @@ def build_world(
     started = time.perf_counter()
     split = leave_last_out(interactions)
     fit = fit_bpr(split, mf_config, device=device, progress=progress)
-    seen = seen_pairs(split.train, split.valid)
+    seen = split.consumed_before_test()
     metrics = {
         "bpr-mf": full_ranking_metrics(fit.model.score_all, split.test, seen, split.num_items, device=device),
         "popularity": full_ranking_metrics(
@@ -122,7 +128,7 @@ def build_world(
                 "feedback": "implicit (every rated item counts as a positive)",
             },
             "split": split.describe(),
-            "preference_model": {**config_dict(mf_config), "best_epoch": fit.best_epoch},
+            "preference_model": {"model": "bpr-mf", **asdict(mf_config), "best_epoch": fit.best_epoch},
             "fit": {
                 "wall_time_s": round(fit.wall_time_s, 2),
                 "device": str(device),
@@ -182,7 +188,11 @@ def _assemble(
     card: dict,
 ) -> World:
     """Add prices, the shopper split, the utility standardisation and the calibration."""
-    generator = torch.Generator().manual_seed(config.seed)
+    # Independent streams from one seed for the split, the prices and the calibration sample.
+    split_seed, price_seed, calibration_seed = (
+        int(child.generate_state(1)[0]) for child in np.random.SeedSequence(config.seed).spawn(3)
+    )
+    generator = torch.Generator().manual_seed(split_seed)
     num_shoppers = user_embedding.shape[0]
     test_shopper = torch.zeros(num_shoppers, dtype=torch.bool)
     num_test = max(1, round(config.test_fraction * num_shoppers))
@@ -193,7 +203,7 @@ def _assemble(
         item_embedding=item_embedding.float().contiguous(),
         item_bias=item_bias.float().contiguous(),
         item_category=item_category.float().contiguous(),
-        item_price=lognormal_prices(item_category, config.median_price, seed=config.seed),
+        item_price=lognormal_prices(item_category, config.median_price, seed=price_seed),
         item_popularity=item_popularity.float().contiguous(),
         test_shopper=test_shopper,
         utility_shift=float(raw.mean()),
@@ -208,7 +218,7 @@ def _assemble(
         config.calibration_slate_size,
         beta=config.beta,
         position_decay=config.position_decay,
-        seed=config.seed,
+        seed=calibration_seed,
     )
     return replace(world, calibration=calibration)
 
@@ -228,8 +238,16 @@ def default_world(
     """The World fitted on the embedded MovieLens-small data: loaded from the cache
     when present (no refit), else fitted (about 15 s on 2 CPU cores) and cached."""
     interactions = load_ratings()
+    device = resolve_device(device)
     key = json.dumps(
-        {"data": interactions.sha256, "mf": asdict(mf_config), "world": asdict(world_config)},
+        {
+            "builder": BUILDER_VERSION,
+            "data": interactions.sha256,
+            "mf": asdict(mf_config),
+            "world": asdict(world_config),
+            # Kernels differ between devices, so a World fitted on CUDA has another hash.
+            "device": device.type,
+        },
         sort_keys=True,
     )
     folder = cache_dir() / "worlds" / f"movielens-small-bpr-{hashlib.sha256(key.encode()).hexdigest()[:12]}"

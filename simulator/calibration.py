@@ -24,7 +24,7 @@ def random_slate_click_rate(
 ) -> float:
     """Expected click probability of a uniformly random slate shown to a random shopper."""
     utilities = _random_slate_utilities(world, slate_size, samples, seed)
-    bias = calibration.position_bias(slate_size)
+    bias = calibration.position_bias(slate_size).to(utilities.device)
     rate = click_probability(utilities, calibration.beta, calibration.no_click_utility, bias)
     return float(rate.mean())
 
@@ -45,8 +45,10 @@ def calibrate_click_level(
         raise ConfigError(f"beta must be a positive finite number, got {beta}")
     if not math.isfinite(position_decay):
         raise ConfigError(f"position_decay must be finite, got {position_decay}")
+    if not 1 <= slate_size <= world.num_items:
+        raise ConfigError(f"calibration slate size must be in [1, {world.num_items}], got {slate_size}")
     utilities = _random_slate_utilities(world, slate_size, samples, seed)
-    bias = -position_decay * torch.arange(slate_size, dtype=torch.float32)
+    bias = Calibration(position_decay=position_decay).position_bias(slate_size).to(utilities.device)
     low, high = -50.0, 50.0
     for _ in range(100):
         middle = (low + high) / 2
@@ -55,6 +57,10 @@ def calibrate_click_level(
         low, high = (middle, high) if rate > target_click_rate else (low, middle)
     s0 = (low + high) / 2
     achieved = float(click_probability(utilities, beta, s0, bias).mean())
+    if abs(achieved - target_click_rate) > 1e-3:
+        raise ConfigError(
+            f"no no-click utility in [-50, 50] gives click rate {target_click_rate} (closest: {achieved:.4f})"
+        )
     target = {
         "kind": "stated level",
         "statistic": "click probability of a uniformly random slate",

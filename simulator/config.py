@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 from shopgym.simulator.errors import ConfigError
 
@@ -85,16 +85,11 @@ class ShopperConfig:
                 raise ConfigError(f"ShopperConfig.{name} must be >= 0, got {value!r}")
         if self.patience <= 0 or self.step_cost <= 0:
             raise ConfigError("ShopperConfig.patience and step_cost must be > 0")
-        if self.candidate_sampling not in ("uniform", "popularity"):
-            raise ConfigError(
-                f"ShopperConfig.candidate_sampling must be 'uniform' or 'popularity', "
-                f"got {self.candidate_sampling!r}"
-            )
-        if self.item_features not in ("exact", "noisy", "content"):
-            raise ConfigError(
-                f"ShopperConfig.item_features must be 'exact', 'noisy' or 'content', "
-                f"got {self.item_features!r}"
-            )
+        for name, allowed in (("candidate_sampling", CandidateSampling), ("item_features", ItemFeatures)):
+            if getattr(self, name) not in get_args(allowed):
+                raise ConfigError(
+                    f"ShopperConfig.{name} must be one of {get_args(allowed)}, got {getattr(self, name)!r}"
+                )
 
     def to_dict(self) -> dict:
         return asdict(self)

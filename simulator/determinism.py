@@ -8,6 +8,10 @@ from contextlib import contextmanager
 
 import torch
 
+# cuBLAS is deterministic only with a fixed workspace, read when CUDA first starts,
+# so it is set when shopgym.simulator is imported (before any CUDA work).
+os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+
 
 @contextmanager
 def deterministic_algorithms() -> Iterator[None]:
@@ -19,8 +23,6 @@ def deterministic_algorithms() -> Iterator[None]:
     """
     enabled = torch.are_deterministic_algorithms_enabled()
     warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
-    # cuBLAS needs a fixed workspace to be deterministic (read when CUDA starts).
-    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     torch.use_deterministic_algorithms(True)
     try:
         yield

@@ -187,7 +187,8 @@ def _numbers(cells: pd.Series, path: Path, column: str, integer: bool) -> pd.Ser
     finite = np.isfinite(values)  # NaN covers unparsable and empty cells
     bad = ~finite
     if integer:
-        bad[finite] = values[finite] != np.floor(values[finite])
+        # Parsed as float64, which is exact for integers up to 2**53 only.
+        bad[finite] = (values[finite] != np.floor(values[finite])) | (np.abs(values[finite]) > 2**53)
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
         kind = "an integer" if integer else "a finite number"

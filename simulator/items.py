@@ -47,7 +47,8 @@ def lognormal_prices(
     num_items, num_categories = categories.shape
     category_log_median = category_spread * torch.randn(num_categories + 1, generator=generator)
     category_log_median[-1] = 0.0  # the "no category" bucket
-    has_category = categories.sum(1) > 0
-    primary = torch.where(has_category, categories.argmax(1), num_categories)
+    # An extra indicator column for "no category" makes argmax pick it only when alone.
+    no_category = (categories.sum(1) == 0).float()[:, None]
+    primary = torch.cat([categories, no_category], dim=1).argmax(1)
     item_noise = item_spread * torch.randn(num_items, generator=generator)
     return (median_price * torch.exp(category_log_median[primary] + item_noise)).float()

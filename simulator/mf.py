@@ -10,9 +10,8 @@ parameters are kept.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
-import numpy as np
 import torch
 from torch import nn
 from tqdm.auto import tqdm
@@ -132,12 +131,3 @@ def fit_bpr(
             break
     model.load_state_dict(best_state)
     return FitResult(model, history, best_epoch, time.perf_counter() - started)
-
-
-def config_dict(config: MFConfig) -> dict:
-    return {"model": "bpr-mf", **asdict(config)}
-
-
-def seen_pairs(*parts: np.ndarray) -> np.ndarray:
-    """Concatenate ``[user, item]`` pair arrays (the items to exclude from a ranking)."""
-    return np.concatenate(parts, axis=0)

@@ -52,8 +52,10 @@ def full_ranking_metrics(
         in_batch = seen_t[:, 0] <= users.max()
         rows = row_of_user[seen_t[in_batch, 0]]
         keep = rows >= 0
-        scores[rows[keep], seen_t[in_batch][keep, 1]] = -torch.inf
+        # The target keeps its score even if the user also consumed it earlier (repeat events).
         target_scores = scores.gather(1, targets[:, None])
+        scores[rows[keep], seen_t[in_batch][keep, 1]] = -torch.inf
+        scores.scatter_(1, targets[:, None], target_scores)
         higher = (scores > target_scores).sum(1)
         tied_before = ((scores == target_scores) & (tie_order[None] < tie_order[targets][:, None])).sum(1)
         rank = higher + tied_before  # 0-based

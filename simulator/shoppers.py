@@ -83,6 +83,10 @@ class ShopperSimulator:
         device: str | torch.device = "auto",
         seed: int | None = None,
     ):
+        if not isinstance(num_shoppers, int) or num_shoppers < 1:
+            raise ConfigError(
+                f"the number of shoppers (num_envs) must be a positive integer, got {num_shoppers!r}"
+            )
         self.device = dev = resolve_device(device)
         self.world = world.to(dev)
         self.config = config

@@ -40,6 +40,10 @@ class Split:
     def num_items(self) -> int:
         return len(self.item_ids)
 
+    def consumed_before_test(self) -> np.ndarray:
+        """(n, 2) training and validation pairs: what a test ranking excludes."""
+        return np.concatenate([self.train, self.valid])
+
     def describe(self) -> dict:
         return {
             "protocol": "leave-last-out by time (last event test, second-last validation)",

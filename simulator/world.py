@@ -74,20 +74,29 @@ class World:
     population and the catalogue, so choice constants mean the same in every World.
     """
 
-    user_embedding: torch.Tensor
-    item_embedding: torch.Tensor
-    item_bias: torch.Tensor
-    item_category: torch.Tensor
-    item_price: torch.Tensor
-    item_popularity: torch.Tensor
-    test_shopper: torch.Tensor
+    user_embedding: torch.Tensor = field(repr=False)
+    item_embedding: torch.Tensor = field(repr=False)
+    item_bias: torch.Tensor = field(repr=False)
+    item_category: torch.Tensor = field(repr=False)
+    item_price: torch.Tensor = field(repr=False)
+    item_popularity: torch.Tensor = field(repr=False)
+    test_shopper: torch.Tensor = field(repr=False)
     utility_shift: float
     utility_scale: float
     calibration: Calibration
     category_names: tuple[str, ...]
-    card: dict = field(default_factory=dict)
+    card: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
+        for name in TENSOR_NAMES:
+            tensor = getattr(self, name)
+            wanted = torch.bool if name == "test_shopper" else torch.float32
+            if not isinstance(tensor, torch.Tensor) or tensor.dtype != wanted:
+                found = tensor.dtype if isinstance(tensor, torch.Tensor) else type(tensor).__name__
+                raise DataError(f"World: {name} must be a {wanted} tensor, got {found}")
+        if self.user_embedding.dim() != 2:
+            shape = tuple(self.user_embedding.shape)
+            raise DataError(f"World: user_embedding must be 2-D, got shape {shape}")
         num_users, dim = self.user_embedding.shape
         num_items = self.item_embedding.shape[0]
         expected = {
@@ -113,6 +122,8 @@ class World:
             tensor = getattr(self, name)
             if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
                 raise DataError(f"World: {name} contains NaN or infinite values")
+        if self.num_shoppers < 2 or not (0 < int(self.test_shopper.sum()) < self.num_shoppers):
+            raise DataError("World: needs both train and test shoppers")
 
     @property
     def num_shoppers(self) -> int:
@@ -200,21 +211,28 @@ class World:
             pickle.UnpicklingError,
         ) as exc:
             raise DataError(f"{folder}: cannot read World ({exc})") from exc
+        if not isinstance(card, dict) or not isinstance(tensors, dict):
+            raise DataError(f"{folder}: card.json and tensors.pt must each hold a mapping")
         truth = card.pop("ground_truth", None)
-        if truth is None or truth.get("format_version") != FORMAT_VERSION:
+        if not isinstance(truth, dict) or truth.get("format_version") != FORMAT_VERSION:
             raise DataError(f"{folder}/card.json: missing or unsupported World format version")
         missing = [name for name in TENSOR_NAMES if name not in tensors]
         if missing:
             raise DataError(f"{folder}/tensors.pt: missing tensors {missing}")
         stored_hash = card.pop("world_hash", None)
-        world = cls(
-            **{name: tensors[name] for name in TENSOR_NAMES},
-            utility_shift=truth["utility_shift"],
-            utility_scale=truth["utility_scale"],
-            calibration=Calibration(**truth["calibration"]),
-            category_names=tuple(truth["category_names"]),
-            card=card,
-        )
+        try:
+            world = cls(
+                **{name: tensors[name] for name in TENSOR_NAMES},
+                utility_shift=float(truth["utility_shift"]),
+                utility_scale=float(truth["utility_scale"]),
+                calibration=Calibration(**truth["calibration"]),
+                category_names=tuple(truth["category_names"]),
+                card=card,
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            if isinstance(exc, DataError):
+                raise DataError(f"{folder}: {exc}") from exc
+            raise DataError(f"{folder}/card.json: malformed ground truth ({exc!r})") from exc
         if stored_hash is not None and stored_hash != world.hash:
             raise DataError(f"{folder}: World hash mismatch (card: {stored_hash}, tensors: {world.hash})")
         return world

@@ -12,9 +12,9 @@ import torch
 
 from shopgym.simulator.errors import ConfigError
 from shopgym.simulator.interactions import Interactions
-from shopgym.simulator.mf import MatrixFactorization, MFConfig, fit_bpr, seen_pairs
+from shopgym.simulator.mf import MatrixFactorization, MFConfig, fit_bpr
 from shopgym.simulator.ranking import full_ranking_metrics, popularity_scorer
-from shopgym.simulator.splits import leave_last_out
+from shopgym.simulator.splits import Split, leave_last_out
 
 NUM_USERS, NUM_ITEMS, TRUE_DIM, POSITIVES = 100, 60, 4, 12
 FAST = MFConfig(dim=4, epochs=30, batch_size=256, lr=0.05, weight_decay=1e-3, patience=100)
@@ -64,7 +64,7 @@ def test_split_of_the_low_rank_data(low_rank):
 
 def test_bpr_beats_popularity_on_held_out_events(low_rank):
     split, _, fit = low_rank
-    seen = seen_pairs(split.train, split.valid)
+    seen = split.consumed_before_test()
     bpr = full_ranking_metrics(fit.model.score_all, split.test, seen, split.num_items)
     popularity = full_ranking_metrics(
         popularity_scorer(split.train, split.num_items), split.test, seen, split.num_items
@@ -166,9 +166,15 @@ def test_mf_config_rejects_negative_weight_decay():
         MFConfig(weight_decay=-0.1)
 
 
-def test_seen_pairs_concatenates():
-    a, b = np.array([[0, 1]]), np.array([[2, 3], [4, 5]])
-    assert seen_pairs(a, b).tolist() == [[0, 1], [2, 3], [4, 5]]
+def test_consumed_before_test_is_train_then_valid():
+    split = Split(
+        user_ids=np.arange(2),
+        item_ids=np.arange(6),
+        train=np.array([[0, 1], [1, 2]]),
+        valid=np.array([[0, 3]]),
+        test=np.array([[0, 4]]),
+    )
+    assert split.consumed_before_test().tolist() == [[0, 1], [1, 2], [0, 3]]
 
 
 def test_fit_without_validation_events_is_a_clear_error():
