@@ -43,6 +43,8 @@ class EpsilonGreedyAgent(Agent):
         super().__init__(observation_space, action_space, seed, device)
         if not 0 <= epsilon <= 1:
             raise ConfigError(f"epsilon must be in [0, 1], got {epsilon}")
+        if not prior_impressions > 0:
+            raise ConfigError(f"prior_impressions must be > 0, got {prior_impressions}")
         self.epsilon = epsilon
         self.prior_impressions = prior_impressions
         self.reward_sum = np.zeros(self.num_items)

@@ -54,11 +54,13 @@ class Agent(ABC):
         needs_oracle: the agent reads true utilities (``info["utilities"]``); only
             the oracle upper bound may set this.
         learns_online: ``observe`` updates the agent during evaluation.
+        trains_before_evaluation: ``fit`` trains the agent on train shoppers first.
     """
 
     name: ClassVar[str]
     needs_oracle: ClassVar[bool] = False
     learns_online: ClassVar[bool] = False
+    trains_before_evaluation: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -80,7 +82,8 @@ class Agent(ABC):
 
     def fit(self, env: Any, budget: int, seed: int) -> None:
         """Train before evaluation on ``env``, a vector environment of train shoppers,
-        for about ``budget`` slates, resetting it with ``seed``. The default does nothing."""
+        for about ``budget`` slates, resetting it with ``seed``. Agents that set
+        ``trains_before_evaluation`` override it; the default does nothing."""
 
     @abstractmethod
     def act(self, observation: Observation, info: dict[str, Any]) -> np.ndarray:

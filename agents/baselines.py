@@ -8,6 +8,7 @@ import numpy as np
 
 from shopgym.agents.base import Agent, Observation, top_k
 from shopgym.envs.spaces import random_slates
+from shopgym.simulator.errors import ConfigError
 from shopgym.simulator.shoppers import POPULARITY_FEATURE
 
 
@@ -45,5 +46,5 @@ class OracleAgent(Agent):
 
     def act(self, observation: Observation, info: dict[str, Any]) -> np.ndarray:
         if "utilities" not in info:
-            raise KeyError("the oracle needs an environment made with oracle_info=True")
+            raise ConfigError("the oracle needs an environment made with oracle_info=True")
         return top_k(info["utilities"], self.slate_size, self.rng)

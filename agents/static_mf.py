@@ -58,6 +58,7 @@ class StaticMFAgent(Agent):
     """
 
     name = "static-mf"
+    trains_before_evaluation = True
 
     def __init__(
         self,
@@ -90,8 +91,6 @@ class StaticMFAgent(Agent):
             "slates": len(log),
             "clicks": int(log.clicks.sum()),
             "logging_policy": "uniformly random slates",
-            # Which part of the population logged (the runner gives "train").
-            "shoppers": getattr(getattr(env, "simulator", None), "shoppers", "unknown"),
         }
 
     @deterministic_algorithms()

@@ -17,6 +17,7 @@ import torch
 import shopgym.envs  # noqa: F401  (registers the environments)
 from shopgym.simulator.build import resolve_world
 from shopgym.simulator.device import resolve_device
+from shopgym.simulator.errors import ConfigError
 from shopgym.simulator.shoppers import ShopperSimulator
 
 
@@ -33,6 +34,14 @@ class BenchmarkConfig:
     device: str = "auto"
     """Torch device: auto (cuda if available), cpu or cuda."""
 
+    def validate(self) -> None:
+        if self.env not in gym.registry:
+            raise ConfigError(f"--env: unknown environment {self.env!r}; see `shopgym envs`")
+        if not self.batch_sizes or min(self.batch_sizes) < 1:
+            raise ConfigError(f"--batch-sizes must be positive integers, got {list(self.batch_sizes)}")
+        if not self.seconds > 0:
+            raise ConfigError(f"--seconds must be > 0, got {self.seconds}")
+
 
 def _rate(step, shoppers: int, seconds: float) -> float:
     """Shopper-steps per second of ``step`` (called repeatedly for ``seconds``)."""
@@ -46,6 +55,7 @@ def _rate(step, shoppers: int, seconds: float) -> float:
 
 def run_benchmark(config: BenchmarkConfig) -> list[dict]:
     """Measure, print and return one row per (what, B)."""
+    config.validate()
     device = resolve_device(config.device)
     world = resolve_world(gym.spec(config.env).kwargs.get("world"), device)
     single = gym.make(config.env, world=world, device=device)

@@ -31,11 +31,14 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+import shopgym.envs  # noqa: F401  (registers the environment IDs)
 from shopgym.agents import AGENTS, make_agent
-from shopgym.experiments.evaluation import evaluate
+from shopgym.envs.core import CONFIG_FIELDS
+from shopgym.experiments.evaluation import RECORD_COLUMNS, evaluate
 from shopgym.experiments.plots import plot_reward_curves
 from shopgym.experiments.stats import format_table, summarize
 from shopgym.simulator.build import resolve_world
+from shopgym.simulator.config import ShopperConfig
 from shopgym.simulator.device import resolve_device
 from shopgym.simulator.errors import ConfigError, DataError
 from shopgym.simulator.world import World
@@ -116,16 +119,17 @@ def run_experiment(config: RunConfig) -> Path:
         _run_one(config, world, device, name, seed, out)
 
     episodes = pd.concat(
-        [pd.read_csv(_record_path(out, n, s)) for n in names for s in range(config.seeds)],
+        [_read_records(_record_path(out, n, s)) for n in names for s in range(config.seeds)],
         ignore_index=True,
     )
     _atomic_csv(episodes, out / "episodes.csv")
     summary = summarize(episodes)
     _atomic_csv(summary, out / "summary.csv")
     plot_reward_curves(episodes, out / "reward_curve.png")
+    features = json.loads((out / "config.json").read_text())["shopper_config"]["item_features"]
     _print(
-        f"\n{config.env}, {config.seeds} seeds x {config.episodes} episodes on held-out shoppers "
-        f"(mean and 95% bootstrap CI over seeds)\n"
+        f"\n{config.env} (item features: {features}), {config.seeds} seeds x {config.episodes} episodes "
+        "on held-out shoppers (mean and 95% bootstrap CI over seeds)\n"
     )
     _print(format_table(summary))
     _print(f"\nwrote {out / 'episodes.csv'}, {out / 'summary.csv'}, {out / 'reward_curve.png'}")
@@ -134,8 +138,10 @@ def run_experiment(config: RunConfig) -> Path:
 
 def _world_for(config: RunConfig, device: torch.device) -> World:
     preset = gym.spec(config.env).kwargs.get("world")
+    if config.world is None:
+        return resolve_world(preset, device, progress=config.progress)
     try:
-        return resolve_world(config.world or preset, device)
+        return resolve_world(config.world, device, progress=config.progress)
     except DataError as exc:
         raise ConfigError(f"--world: {exc}") from exc
 
@@ -154,30 +160,42 @@ def _make_env(config: RunConfig, world: World, device: torch.device, shoppers: s
 
 def _run_one(config: RunConfig, world: World, device: torch.device, name: str, seed: int, out: Path) -> None:
     started = time.perf_counter()
-    needs_oracle = AGENTS[name].needs_oracle
-    test_env = _make_env(config, world, device, "test", needs_oracle)
+    agent_class = AGENTS[name]
+    test_env = _make_env(config, world, device, "test", agent_class.needs_oracle)
     agent = make_agent(name, test_env.single_observation_space, test_env.single_action_space, seed, device)
-    train_env = _make_env(config, world, device, "train", False)
-    agent.fit(train_env, config.train_slates, seed=TRAIN_SEED_OFFSET + seed)
+    meta = {"agent": None, "seed": seed, "world_hash": world.hash}
+    if agent_class.trains_before_evaluation:
+        train_env = _make_env(config, world, device, "train", False)
+        agent.fit(train_env, config.train_slates, seed=TRAIN_SEED_OFFSET + seed)
+        meta["training_env"] = {
+            "shoppers": "train",
+            "seed": TRAIN_SEED_OFFSET + seed,
+            "budget_slates": config.train_slates,
+        }
     trained = time.perf_counter()
     records = evaluate(agent, test_env, config.episodes, seed=seed)
     records.insert(0, "seed", seed)
     records.insert(0, "agent", name)
-    meta = {
+    meta |= {
         "agent": agent.describe(),
-        "seed": seed,
-        "world_hash": world.hash,
-        "training_env": {
-            "shoppers": "train",
-            "seed": TRAIN_SEED_OFFSET + seed,
-            "budget_slates": config.train_slates,
-        },
         "evaluation_env": {"shoppers": "test", "seed": seed, "episodes": config.episodes},
         "train_wall_time_s": round(trained - started, 3),
         "eval_wall_time_s": round(time.perf_counter() - trained, 3),
     }
+    # The .json first: a records .csv marks the (agent, seed) done, so it is written last.
     _atomic_write(_record_path(out, name, seed).with_suffix(".json"), json.dumps(meta, indent=2))
     _atomic_csv(records, _record_path(out, name, seed))
+
+
+def _read_records(path: Path) -> pd.DataFrame:
+    try:
+        records = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: unreadable records ({exc}); delete it to rerun that (agent, seed)") from exc
+    missing = sorted({"agent", "seed", "episode", "round", *RECORD_COLUMNS} - set(records.columns))
+    if missing:
+        raise DataError(f"{path}: records lack columns {missing}; delete it to rerun that (agent, seed)")
+    return records
 
 
 def _record_path(out: Path, name: str, seed: int) -> Path:
@@ -190,7 +208,8 @@ _RESUME_KEYS = ("env", "episodes", "train_slates", "num_envs", "world")
 
 def _write_or_check_config(out: Path, config: RunConfig, world: World, device: torch.device) -> None:
     path = out / "config.json"
-    shopper_config = gym.make(config.env, world=world, device="cpu").unwrapped.simulator.config
+    spec_options = gym.spec(config.env).kwargs
+    shopper_config = ShopperConfig(**{key: spec_options[key] for key in CONFIG_FIELDS if key in spec_options})
     document = {
         "run": {
             key: (str(value) if isinstance(value, Path) else value) for key, value in asdict(config).items()
@@ -218,6 +237,8 @@ def _write_or_check_config(out: Path, config: RunConfig, world: World, device: t
         "command": sys.argv,
     }
     if not path.is_file():
+        if any((out / "records").glob("*.csv")):
+            raise ConfigError(f"{out} holds records but no config.json; choose another --out")
         _atomic_write(path, json.dumps(document, indent=2, default=str))
         return
     # Resuming: the recorded episodes must mean the same as the new ones would.
@@ -241,9 +262,13 @@ def _write_or_check_config(out: Path, config: RunConfig, world: World, device: t
 
 
 def _atomic_write(path: Path, text: str) -> None:
+    """Write via a temporary file and a rename, so a crash never leaves half a file."""
     temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(text)
-    os.replace(temporary, path)
+    try:
+        temporary.write_text(text)
+        os.replace(temporary, path)
+    except OSError as exc:
+        raise ConfigError(f"cannot write {path} ({exc})") from exc
 
 
 def _atomic_csv(frame: pd.DataFrame, path: Path) -> None:

@@ -61,6 +61,9 @@ def format_table(summary: pd.DataFrame) -> str:
             cells.append(f"{mean:.3f} [{low:.3f}, {high:.3f}]")
         lines.append(cells)
     widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(headers)]
-    render = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True))  # noqa: E731
-    rule = "  ".join("-" * w for w in widths)
+
+    def render(cells: list[str]) -> str:
+        return "  ".join(cell.ljust(width) for cell, width in zip(cells, widths, strict=True))
+
+    rule = "  ".join("-" * width for width in widths)
     return "\n".join([render(headers), rule, *(render(line) for line in lines)])

@@ -156,14 +156,19 @@ def synthetic_world(
     num_items: int = 40,
     dim: int = 4,
     num_categories: int = 4,
+    personalization: float = 1.0,
     config: WorldConfig = WorldConfig(),
 ) -> World:
     """A small World whose truth is drawn, not fitted: Gaussian shopper and item
-    vectors, one category per item. Fast, and its best slates are known exactly."""
+    vectors, one category per item. Fast, and its best slates are known exactly.
+
+    ``personalization`` scales the shopper vectors: at 0 every shopper ranks items
+    by the item bias alone, so one slate is best for everyone.
+    """
     generator = torch.Generator().manual_seed(config.seed)
     category = torch.randint(num_categories, (num_items,), generator=generator)
     return _assemble(
-        user_embedding=torch.randn(num_shoppers, dim, generator=generator),
+        user_embedding=personalization * torch.randn(num_shoppers, dim, generator=generator),
         item_embedding=torch.randn(num_items, dim, generator=generator),
         item_bias=0.5 * torch.randn(num_items, generator=generator),
         item_category=torch.nn.functional.one_hot(category, num_categories).float(),
@@ -273,14 +278,16 @@ def _load_cached(folder: Path) -> World:
     return World.load(folder)
 
 
-def resolve_world(world: World | str | Path | None = None, device: str | torch.device = "auto") -> World:
+def resolve_world(
+    world: World | str | Path | None = None, device: str | torch.device = "auto", progress: bool = True
+) -> World:
     """A World from what a user can name: ``None`` or ``"default"`` (the embedded
     MovieLens World), ``"synthetic"`` (:func:`synthetic_world`), a saved World's
     folder, or a World itself."""
     if isinstance(world, World):
         return world
     if world is None or world == "default":
-        return default_world(device=device)
+        return default_world(device=device, progress=progress)
     if world == "synthetic":
         return _synthetic_cached()
     return World.load(world)

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from shopgym.agents import OracleAgent, PopularityAgent, RandomAgent
+from shopgym.simulator.errors import ConfigError
 from shopgym.simulator.shoppers import POPULARITY_FEATURE
 
 from .helpers import synthetic_env
@@ -20,7 +21,7 @@ def test_oracle_without_oracle_info_raises_a_clear_error():
     env = synthetic_env(oracle=False)
     oracle = _make(OracleAgent, env)
     observation, info = env.reset(seed=0)
-    with pytest.raises(KeyError, match="oracle_info=True"):
+    with pytest.raises(ConfigError, match="oracle_info=True"):
         oracle.act(observation, info)
 
 

@@ -76,7 +76,6 @@ def test_describe_reports_the_training_data(spy_collect_log):
         "slates": len(log),
         "clicks": int(log.clicks.sum()),
         "logging_policy": "uniformly random slates",
-        "shoppers": "train",
     }
     assert description["training_data"]["clicks"] > 0
 

@@ -60,8 +60,10 @@ def test_tiny_synthetic_run_writes_the_run_directory(tiny_run, synthetic):
                 frame[(frame["agent"] == agent) & (frame["seed"] == seed)].reset_index(drop=True),
             )
     static_mf = json.loads((tiny_run / "records" / "static-mf__seed0.json").read_text())
-    training = static_mf["agent"]["training_data"]
-    assert training["shoppers"] == "train" and training["slates"] >= 200
+    assert static_mf["training_env"]["shoppers"] == "train"
+    assert static_mf["agent"]["training_data"]["slates"] >= 200
+    # Agents that do not train before evaluation get no training environment.
+    assert "training_env" not in json.loads((tiny_run / "records" / "random__seed0.json").read_text())
 
 
 def test_summary_can_be_recomputed_from_episodes_csv_alone(tiny_run):

@@ -7,15 +7,16 @@ import json
 import math
 from dataclasses import asdict, replace
 
+import numpy as np
 import pytest
 import torch
 
 import shopgym.simulator.build as build
 import shopgym.simulator.mf as mf
-from shopgym.simulator.build import WorldConfig, default_world, resolve_world
+from shopgym.simulator.build import WorldConfig, build_world, default_world, resolve_world
 from shopgym.simulator.calibration import random_slate_click_rate
 from shopgym.simulator.errors import ConfigError, DataError
-from shopgym.simulator.interactions import embedded_ratings_path, file_sha256
+from shopgym.simulator.interactions import embedded_ratings_path, file_sha256, load_ratings
 from shopgym.simulator.mf import MFConfig
 from shopgym.simulator.world import TENSOR_NAMES, Calibration, World
 
@@ -359,3 +360,30 @@ def test_movielens_world(movielens):
         movielens, movielens.calibration, config.calibration_slate_size, samples=5000, seed=99
     )
     assert rate == pytest.approx(config.target_click_rate, abs=0.01)
+
+
+def test_build_world_from_a_plain_ratings_file_without_categories(tmp_path):
+    rng = np.random.default_rng(0)
+    rows = [
+        (user, item, 4.0, 1000 * user + t)
+        for user in range(60)
+        for t, item in enumerate(rng.permutation(40)[:12])
+    ]
+    path = tmp_path / "ratings.csv"
+    path.write_text(
+        "userId,movieId,rating,timestamp\n" + "".join(f"{u},{i},{r},{t}\n" for u, i, r, t in rows)
+    )
+    world = build_world(
+        load_ratings(path),
+        movies=None,
+        mf_config=MFConfig(dim=8, epochs=3),
+        world_config=WorldConfig(min_item_events=1),
+        device="cpu",
+        progress=False,
+    )
+    assert world.category_names == () and world.item_category.shape == (world.num_items, 0)
+    assert bool((world.item_price > 0).all())
+    assert world.num_shoppers == 60 and 0 < int(world.test_shopper.sum()) < 60
+    assert set(world.card["fit"]["test_metrics"]) == {"bpr-mf", "popularity"}
+    assert world.card["data"]["sha256"] == load_ratings(path).sha256
+    assert World.load(world.save(tmp_path / "world")).hash == world.hash
