@@ -26,6 +26,7 @@ import pandas as pd
 import torch
 
 from shopgym.simulator.calibration import calibrate_click_level
+from shopgym.simulator.determinism import derived_seeds
 from shopgym.simulator.device import resolve_device
 from shopgym.simulator.errors import ConfigError, DataError
 from shopgym.simulator.interactions import Interactions, load_movies, load_ratings
@@ -194,9 +195,7 @@ def _assemble(
 ) -> World:
     """Add prices, the shopper split, the utility standardisation and the calibration."""
     # Independent streams from one seed for the split, the prices and the calibration sample.
-    split_seed, price_seed, calibration_seed = (
-        int(child.generate_state(1)[0]) for child in np.random.SeedSequence(config.seed).spawn(3)
-    )
+    split_seed, price_seed, calibration_seed = derived_seeds(config.seed, 3)
     generator = torch.Generator().manual_seed(split_seed)
     num_shoppers = user_embedding.shape[0]
     test_shopper = torch.zeros(num_shoppers, dtype=torch.bool)

@@ -6,6 +6,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import numpy as np
 import torch
 
 # cuBLAS is deterministic only with a fixed workspace, read when CUDA first starts,
@@ -28,3 +29,8 @@ def deterministic_algorithms() -> Iterator[None]:
         yield
     finally:
         torch.use_deterministic_algorithms(enabled, warn_only=warn_only)
+
+
+def derived_seeds(seed: int, count: int) -> list[int]:
+    """``count`` independent seeds from one, for separate random streams (NumPy's SeedSequence)."""
+    return [int(child.generate_state(1)[0]) for child in np.random.SeedSequence(seed).spawn(count)]

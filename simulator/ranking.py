@@ -1,8 +1,10 @@
-"""Full-ranking evaluation of preference models: HR@k and NDCG@k.
+"""Evaluating preference models on held-out events: HR@k, NDCG@k and Recall@k.
 
-Each held-out (user, item) pair is ranked against every item the user has not
-already consumed in training; ties are broken by one fixed random order of the
-items, so a constant scorer gets the expected metrics of a random ranking.
+Full ranking (the headline): each held-out (user, item) pair is ranked against
+every item the user has not already consumed; ties are broken by one fixed random
+order of the items, so a constant scorer gets the expected metrics of a random
+ranking. Sampled ranking (for comparability with He et al. 2017): against 100
+items the user never interacted with.
 """
 
 from __future__ import annotations
@@ -12,35 +14,35 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from shopgym.simulator.splits import Split
+
 # Scores a batch of users against all items: (B,) user indices -> (B, M) scores.
 Scorer = Callable[[torch.Tensor], torch.Tensor]
 
 
-def full_ranking_metrics(
+def full_ranking_ranks(
     scorer: Scorer,
     held_out: np.ndarray,
     seen: np.ndarray,
     num_items: int,
-    k: int = 10,
     batch_size: int = 1024,
     device: torch.device | str = "cpu",
     tie_seed: int = 0,
-) -> dict[str, float]:
-    """HR@k and NDCG@k of ``scorer`` on ``held_out`` pairs.
+) -> torch.Tensor:
+    """(n,) 0-based rank of each held-out item among every item its user has not consumed.
 
     Args:
         scorer: maps (B,) user indices to (B, M) item scores.
         held_out: (n, 2) ``[user, item]`` pairs to rank, at most one per user.
         seen: (m, 2) ``[user, item]`` pairs excluded from each user's ranking.
         num_items: M, the number of items ranked.
-        k: the cut-off.
         tie_seed: seed of the fixed random order that breaks score ties.
     """
     device = torch.device(device)
     generator = torch.Generator().manual_seed(tie_seed)
     tie_order = torch.randperm(num_items, generator=generator).to(device)
     seen_t = torch.as_tensor(seen, device=device)
-    hits, gains = [], []
+    ranks = []
     for start in range(0, len(held_out), batch_size):
         batch = torch.as_tensor(held_out[start : start + batch_size], device=device)
         users, targets = batch[:, 0], batch[:, 1]
@@ -58,13 +60,85 @@ def full_ranking_metrics(
         scores.scatter_(1, targets[:, None], target_scores)
         higher = (scores > target_scores).sum(1)
         tied_before = ((scores == target_scores) & (tie_order[None] < tie_order[targets][:, None])).sum(1)
-        rank = higher + tied_before  # 0-based
-        hit = rank < k
-        hits.append(hit.float())
-        gains.append(torch.where(hit, 1.0 / torch.log2(rank.float() + 2.0), 0.0))
+        ranks.append(higher + tied_before)
+    return torch.cat(ranks)
+
+
+def sampled_ranks(
+    scorer: Scorer,
+    held_out: np.ndarray,
+    interacted: np.ndarray,
+    num_items: int,
+    num_negatives: int = 100,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+) -> torch.Tensor:
+    """(n,) 0-based rank of each held-out item among ``num_negatives`` items drawn
+    uniformly from those its user never interacted with (the protocol of He et al.
+    2017, kept for comparability; full ranking is the headline, since sampled metrics
+    can order models inconsistently). Ties count against the held-out item."""
+    device = torch.device(device)
+    generator = torch.Generator().manual_seed(seed)
+    interacted_by = {}
+    for user, item in interacted:
+        interacted_by.setdefault(int(user), set()).add(int(item))
+    negatives = np.empty((len(held_out), num_negatives), dtype=np.int64)
+    for row, (user, _) in enumerate(held_out):
+        excluded = interacted_by.get(int(user), set())
+        if num_items - len(excluded) < num_negatives:
+            raise ValueError(f"user {user} has fewer than {num_negatives} items left to sample")
+        drawn: list[int] = []
+        while len(drawn) < num_negatives:  # rejection sampling; few rejections when M >> n
+            for item in torch.randint(num_items, (num_negatives,), generator=generator).tolist():
+                if item not in excluded and item not in drawn and len(drawn) < num_negatives:
+                    drawn.append(item)
+        negatives[row] = drawn
+    users = torch.as_tensor(held_out[:, 0], device=device)
+    with torch.no_grad():
+        scores = scorer(users).float()
+    target_scores = scores.gather(1, torch.as_tensor(held_out[:, 1:2], device=device))
+    negative_scores = scores.gather(1, torch.as_tensor(negatives, device=device))
+    return (negative_scores >= target_scores).sum(1)
+
+
+def metrics_from_ranks(ranks: torch.Tensor, k: int) -> dict[str, float]:
+    """HR@k and NDCG@k of 0-based ranks (one relevant item per user, so Recall@k = HR@k)."""
+    hit = ranks < k
+    gain = torch.where(hit, 1.0 / torch.log2(ranks.float() + 2.0), 0.0)
+    return {f"hr@{k}": float(hit.float().mean()), f"ndcg@{k}": float(gain.mean())}
+
+
+def full_ranking_metrics(
+    scorer: Scorer,
+    held_out: np.ndarray,
+    seen: np.ndarray,
+    num_items: int,
+    k: int = 10,
+    batch_size: int = 1024,
+    device: torch.device | str = "cpu",
+    tie_seed: int = 0,
+) -> dict[str, float]:
+    """HR@k and NDCG@k of ``scorer`` on ``held_out`` pairs, ranked against every item
+    not in ``seen`` (arguments as :func:`full_ranking_ranks`)."""
+    ranks = full_ranking_ranks(scorer, held_out, seen, num_items, batch_size, device, tie_seed)
+    return metrics_from_ranks(ranks, k)
+
+
+def ranking_report(scorer: Scorer, split: Split, device: torch.device | str = "cpu") -> dict[str, float]:
+    """The test metrics shopgym reports for a preference model: full-ranking HR@10,
+    NDCG@10 and Recall@20, and sampled (100 negatives) HR@10 and NDCG@10."""
+    seen = split.consumed_before_test()
+    ranks = full_ranking_ranks(scorer, split.test, seen, split.num_items, device=device)
+    full_20 = metrics_from_ranks(ranks, 20)
+    everything = np.concatenate([seen, split.test])
+    sampled = metrics_from_ranks(
+        sampled_ranks(scorer, split.test, everything, split.num_items, device=device), 10
+    )
     return {
-        f"hr@{k}": float(torch.cat(hits).mean()),
-        f"ndcg@{k}": float(torch.cat(gains).mean()),
+        **metrics_from_ranks(ranks, 10),
+        "recall@20": full_20["hr@20"],
+        "sampled_hr@10": sampled["hr@10"],
+        "sampled_ndcg@10": sampled["ndcg@10"],
     }
 
 

@@ -22,6 +22,7 @@ class Split:
         user_ids: (U,) original user ID of each user index.
         item_ids: (M,) original item ID of each item index.
         train: (n_train, 2) int64 ``[user, item]`` index pairs.
+        train_values: (n_train,) float64 the events' values (ratings, or 1.0 for implicit feedback).
         valid: (U_held, 2) one held-out validation pair per user with >= 3 events.
         test: (U_held, 2) one held-out test pair per such user.
     """
@@ -31,6 +32,7 @@ class Split:
     train: np.ndarray
     valid: np.ndarray
     test: np.ndarray
+    train_values: np.ndarray | None = None
 
     @property
     def num_users(self) -> int:
@@ -65,6 +67,7 @@ def leave_last_out(interactions: Interactions) -> Split:
     # Stable sort by (user, time) keeps the file order among equal timestamps.
     order = np.lexsort((np.arange(len(frame)), times, users))
     users, items = users[order], items[order]
+    values = frame["value"].to_numpy(dtype=np.float64)[order]
     counts = np.bincount(users, minlength=len(user_ids))
     ends = np.cumsum(counts)
     held = counts >= 3
@@ -82,4 +85,5 @@ def leave_last_out(interactions: Interactions) -> Split:
         train=pairs[is_train],
         valid=pairs[valid_rows],
         test=pairs[test_rows],
+        train_values=values[is_train],
     )

@@ -1,0 +1,67 @@
+"""The interface every preference model implements."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any
+
+import torch
+from torch import nn
+
+
+class PreferenceModel(nn.Module, ABC):
+    """Scores (user, item) pairs: higher means the user prefers the item more.
+
+    A World keeps one fitted model as the shoppers' ground truth, so a model must be
+    rebuilt exactly from its class, ``hyperparameters()`` and ``state_dict()``.
+
+    Args:
+        num_users: U; num_items: M.
+    """
+
+    def __init__(self, num_users: int, num_items: int):
+        super().__init__()
+        self.num_users = num_users
+        self.num_items = num_items
+
+    @abstractmethod
+    def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """(B,) user indices and (B, n) item indices -> (B, n) scores."""
+
+    @abstractmethod
+    def penalty(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """Squared norm of the embedding rows that (B,) users and (B, n) items use
+        (the L2 term of the loss; only the rows in a batch are penalised)."""
+
+    @abstractmethod
+    def item_representation(self) -> torch.Tensor:
+        """(M, r) the model's latent description of each item (agents may see it as
+        item features; nothing of the user side is ever exposed)."""
+
+    def hyperparameters(self) -> dict[str, Any]:
+        """Constructor keyword arguments besides ``num_users``/``num_items`` (JSON-able)."""
+        return {}
+
+    def score_all(self, users: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
+        """(B,) users -> (B, M) scores of every item, in item chunks to bound memory."""
+        parts = []
+        for start in range(0, self.num_items, chunk):
+            items = torch.arange(start, min(start + chunk, self.num_items), device=users.device)
+            parts.append(self(users, items.expand(len(users), -1)))
+        return torch.cat(parts, dim=1)
+
+
+def normal_(parameter: torch.Tensor, std: float, generator: torch.Generator) -> torch.Tensor:
+    """Initialise in place from ``generator`` (torch's default initialisers use the global RNG)."""
+    with torch.no_grad():
+        return parameter.copy_(std * torch.randn(parameter.shape, generator=generator))
+
+
+def seeded_linear(inputs: int, outputs: int, generator: torch.Generator) -> nn.Linear:
+    """A linear layer with LeCun-uniform weights and zero bias drawn from ``generator``."""
+    layer = nn.Linear(inputs, outputs)
+    bound = (3.0 / inputs) ** 0.5
+    with torch.no_grad():
+        layer.weight.copy_((torch.rand(layer.weight.shape, generator=generator) * 2 - 1) * bound)
+        layer.bias.zero_()
+    return layer
