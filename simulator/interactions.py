@@ -5,9 +5,10 @@ An :class:`Interactions` table has one row per (user, item) event with the colum
 for implicit feedback, float64) and ``time`` (int64, seconds or any increasing unit).
 
 Readers accept the embedded MovieLens data, MovieLens files at a path the user
-gives (``u.data``, ``ratings.dat``, ``ratings.csv``) and any CSV with a header whose
-columns can be mapped onto those four. A bad file gives a :class:`DataError` that
-names the file, the line and the problem; nothing is silently dropped.
+gives (``u.data``, ``ratings.dat``, ``ratings.csv``) and any CSV, TSV or Parquet table
+with a header whose columns can be mapped onto those four. A bad file gives a
+:class:`DataError` that names the file, the line (for Parquet: the 1-based row) and the
+problem; nothing is silently dropped.
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ from shopgym.data import data_path
 from shopgym.simulator.errors import DataError
 
 COLUMNS = ("user", "item", "value", "time")
+
+# File name endings read as Parquet (the rest are delimited text).
+PARQUET_SUFFIXES = (".parquet", ".pq")
 
 # Header names seen in public rating files, mapped onto our columns.
 _HEADER_ALIASES = {
@@ -81,8 +85,9 @@ def load_ratings(path: str | Path | None = None) -> Interactions:
 
     The format follows the file name: ``u.data`` (tab-separated ``user item rating
     timestamp``, no header), ``*.dat`` (``user::item::rating::timestamp``, no
-    header), anything else a CSV with a header naming the columns (``userId,
-    movieId, rating, timestamp`` or ``user, item, value, time``). ``.gz`` works too.
+    header), anything else a table with a header naming the columns (``userId,
+    movieId, rating, timestamp`` or ``user, item, value, time``) read by
+    :func:`read_table`: CSV, ``.tsv`` or ``.parquet``. ``.gz`` works for text files.
 
     Raises:
         DataError: the file is missing, unreadable, or has a malformed line or value.
@@ -93,7 +98,7 @@ def load_ratings(path: str | Path | None = None) -> Interactions:
         return read_delimited(path, sep="\t")
     if stem.endswith(".dat"):
         return read_delimited(path, sep="::")
-    return read_csv(path)
+    return read_table(path)
 
 
 def read_delimited(path: str | Path, sep: str) -> Interactions:
@@ -122,6 +127,39 @@ def read_csv(path: str | Path, columns: Mapping[str, str] | None = None) -> Inte
     """
     path = _existing_file(path)
     raw = _read_table(path, sep=",", header=0, first_data_line=2)
+    return _mapped(raw, path, columns, unit="line")
+
+
+def read_table(path: str | Path, columns: Mapping[str, str] | None = None) -> Interactions:
+    """Read a table with named columns: CSV, TSV or Parquet, chosen by the file name.
+
+    ``.parquet`` and ``.pq`` are read as Parquet (this needs pyarrow: ``pip install
+    "shopgym[parquet]"``), ``.tsv`` and ``.tsv.gz`` as tab-separated text with a header,
+    anything else as a CSV with a header (see :func:`read_csv`). The columns are mapped
+    or guessed as in :func:`read_csv`. Error messages name the 1-based line of a text
+    file, or the 1-based row of a Parquet file.
+
+    Parquet columns keep their types; a timestamp column used as ``time`` becomes whole
+    seconds since 1970-01-01 UTC, like the MovieLens timestamps.
+
+    Raises:
+        DataError: the file is missing, unreadable, or has a malformed value; or
+            pyarrow is missing for a Parquet file.
+    """
+    path = _existing_file(path)
+    name = path.name.lower()
+    if name.endswith(PARQUET_SUFFIXES):
+        return _mapped(_read_parquet(path), path, columns, unit="row")
+    sep = "\t" if name.removesuffix(".gz").endswith(".tsv") else ","
+    raw = _read_table(path, sep=sep, header=0, first_data_line=2)
+    return _mapped(raw, path, columns, unit="line")
+
+
+def _mapped(raw: pd.DataFrame, path: Path, columns: Mapping[str, str] | None, unit: str) -> Interactions:
+    """Pick our four columns out of a table with a header, then validate them.
+
+    ``raw`` is indexed by the line (or row) number that ``unit`` names in messages.
+    """
     mapping = dict(columns) if columns else _guess_columns(raw.columns, path)
     for ours, theirs in mapping.items():
         if ours not in COLUMNS:
@@ -136,10 +174,10 @@ def read_csv(path: str | Path, columns: Mapping[str, str] | None = None) -> Inte
             )
     table = pd.DataFrame({ours: raw[theirs] for ours, theirs in mapping.items()})
     if "value" not in table:
-        table["value"] = "1"
+        table["value"] = 1.0
     if "time" not in table:
-        table["time"] = np.arange(len(table)).astype(str)
-    return _validated(table[list(COLUMNS)], path)
+        table["time"] = np.arange(len(table))
+    return _validated(table[list(COLUMNS)], path, unit)
 
 
 def _existing_file(path: str | Path) -> Path:
@@ -178,11 +216,47 @@ def _read_table(path: Path, sep: str, header: int | None, first_data_line: int) 
     return table
 
 
-def _numbers(cells: pd.Series, path: Path, column: str, integer: bool) -> pd.Series:
-    """Parse string cells as finite numbers (exact integers if ``integer``), or raise
-    :class:`DataError` naming the first bad cell's line (the series index) and column."""
-    cells = cells.astype(str).str.strip()
-    numbers = pd.to_numeric(cells, errors="coerce").astype("float64")
+def _read_parquet(path: Path) -> pd.DataFrame:
+    """Read a Parquet file with its column types, indexed by 1-based row number.
+
+    A stored pandas index comes back as an ordinary column (``ignore_metadata``), so
+    that an index named ``user`` can still be mapped; timestamps become seconds.
+    """
+    try:
+        # Imported here, not at the top: pyarrow is an optional dependency.
+        import pyarrow
+        import pyarrow.parquet as parquet
+    except ImportError as exc:
+        raise DataError(f'{path}: reading Parquet needs pyarrow: pip install "shopgym[parquet]"') from exc
+    try:
+        table = parquet.read_table(path).to_pandas(ignore_metadata=True)
+    except (OSError, ValueError, pyarrow.ArrowException) as exc:
+        raise DataError(f"{path}: cannot read the Parquet file ({exc})") from exc
+    if table.empty:
+        raise DataError(f"{path}: no data rows")
+    table.index = pd.RangeIndex(1, len(table) + 1)
+    for name, column in table.items():
+        if pd.api.types.is_datetime64_any_dtype(column):
+            # Divide rather than cast: a cast would turn a missing time (NaT) into a
+            # huge negative integer instead of a cell that validation reports.
+            epoch = pd.Timestamp(0, tz=column.dt.tz)
+            table[name] = np.floor((column - epoch) / pd.Timedelta(seconds=1))
+    return table
+
+
+def _numbers(cells: pd.Series, path: Path, column: str, integer: bool, unit: str = "line") -> pd.Series:
+    """Parse cells as finite numbers (exact integers if ``integer``), or raise
+    :class:`DataError` naming the first bad cell's line (the series index) and column.
+
+    Cells are strings read from a text file, or already numbers (from Parquet, or
+    defaults filled in by a reader). ``unit`` is the word for the index in messages:
+    ``"line"`` for text files, ``"row"`` for Parquet.
+    """
+    if pd.api.types.is_numeric_dtype(cells) and not pd.api.types.is_bool_dtype(cells):
+        numbers = cells.astype("float64")
+    else:
+        cells = cells.astype(str).str.strip()
+        numbers = pd.to_numeric(cells, errors="coerce").astype("float64")
     values = numbers.to_numpy()
     finite = np.isfinite(values)  # NaN covers unparsable and empty cells
     bad = ~finite
@@ -193,7 +267,7 @@ def _numbers(cells: pd.Series, path: Path, column: str, integer: bool) -> pd.Ser
         row = int(np.flatnonzero(bad)[0])
         kind = "an integer" if integer else "a finite number"
         raise DataError(
-            f"{path}, line {cells.index[row]}: {column} must be {kind}, got {cells.iloc[row]!r} "
+            f"{path}, {unit} {cells.index[row]}: {column} must be {kind}, got {str(cells.iloc[row])!r} "
             f"({int(bad.sum())} bad value(s) in this column)"
         )
     return numbers.astype("int64") if integer else numbers
@@ -210,12 +284,15 @@ def _guess_columns(header: pd.Index, path: Path) -> dict[str, str]:
     return mapping
 
 
-def _validated(table: pd.DataFrame, path: Path) -> Interactions:
-    """Convert string cells to numbers, naming the first bad cell's line and column."""
+def _validated(table: pd.DataFrame, path: Path, unit: str = "line") -> Interactions:
+    """Convert cells to numbers, naming the first bad cell's line (or row) and column."""
     if table.empty:
         raise DataError(f"{path}: no data rows")
     frame = pd.DataFrame(
-        {column: _numbers(table[column], path, column, integer=column != "value") for column in COLUMNS}
+        {
+            column: _numbers(table[column], path, column, integer=column != "value", unit=unit)
+            for column in COLUMNS
+        }
     ).reset_index(drop=True)
     return Interactions(frame=frame, source=str(path), sha256=file_sha256(path))
 

@@ -4,6 +4,7 @@ and a DataError naming the file, the line and the column for every kind of bad i
 from __future__ import annotations
 
 import gzip
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,7 @@ from shopgym.simulator.interactions import (
     load_ratings,
     read_csv,
     read_delimited,
+    read_table,
 )
 
 EXPECTED_DTYPES = {"user": "int64", "item": "int64", "value": "float64", "time": "int64"}
@@ -287,3 +289,148 @@ def test_frame_is_a_fresh_zero_based_index(tmp_path):
     path = write(tmp_path, "u.data", "3\t1\t1\t1\n2\t1\t1\t1\n1\t1\t1\t1\n")
     frame = load_ratings(path).frame
     pd.testing.assert_index_equal(frame.index, pd.RangeIndex(3))
+
+
+# ----------------------------------------------------------------------------- read_table: TSV
+def test_read_table_on_a_csv_matches_read_csv(tmp_path):
+    path = write(tmp_path, "ratings.csv", RATINGS_HEADER + "1,31,2.5,1260759144\n2,10,4,5\n")
+    assert_table(read_table(path), [(1, 31, 2.5, 1260759144), (2, 10, 4.0, 5)])
+    pd.testing.assert_frame_equal(read_table(path).frame, read_csv(path).frame)
+
+
+@pytest.mark.parametrize("name", ["log.tsv", "log.tsv.gz"])
+def test_tsv_with_header(tmp_path, name):
+    text = "userId\tmovieId\trating\ttimestamp\n1\t31\t2.5\t7\n2\t10\t4\t8\n"
+    path = tmp_path / name
+    path.write_bytes(gzip.compress(text.encode()) if name.endswith(".gz") else text.encode())
+    assert_table(read_table(path), [(1, 31, 2.5, 7), (2, 10, 4.0, 8)])
+    assert_table(load_ratings(path), [(1, 31, 2.5, 7), (2, 10, 4.0, 8)])
+
+
+def test_tsv_with_column_mapping(tmp_path):
+    path = write(tmp_path, "clicks.tsv", "who\twhat\n1\t2\n3\t4\n")
+    assert_table(read_table(path, columns={"user": "who", "item": "what"}), [(1, 2, 1.0, 0), (3, 4, 1.0, 1)])
+
+
+def test_tsv_bad_cell_names_file_line_and_column(tmp_path):
+    path = write(tmp_path, "clicks.tsv", "who\twhat\n1\t2\n3\tfour\n")
+    with pytest.raises(DataError, match=r", line 3: item must be an integer, got 'four'") as info:
+        read_table(path, columns={"user": "who", "item": "what"})
+    assert str(path) in str(info.value)
+
+
+# ----------------------------------------------------------------------------- read_table: Parquet
+def write_parquet(folder: Path, name: str, frame: pd.DataFrame, index: bool = False) -> Path:
+    pytest.importorskip("pyarrow")
+    path = folder / name
+    frame.to_parquet(path, index=index)
+    return path
+
+
+@pytest.mark.parametrize("name", ["ratings.parquet", "ratings.pq"])
+def test_parquet_round_trip(tmp_path, name):
+    frame = pd.DataFrame(
+        {"userId": [1, 2], "movieId": [31, 10], "rating": [2.5, 4.0], "timestamp": [1260759144, 5]}
+    )
+    path = write_parquet(tmp_path, name, frame)
+    for ratings in (read_table(path), load_ratings(path)):
+        assert_table(ratings, [(1, 31, 2.5, 1260759144), (2, 10, 4.0, 5)])
+        assert ratings.source == str(path)
+        assert ratings.sha256 == file_sha256(path)
+
+
+def test_parquet_round_trip_of_a_loaded_table(tmp_path):
+    """A table read from CSV, written to Parquet with pandas, reads back identical."""
+    lines = [f"{u % 7},{u},{(u % 10) / 2 + 0.5},{1_000_000 + u}" for u in range(50)]
+    original = read_csv(write(tmp_path, "ratings.csv", RATINGS_HEADER + "\n".join(lines) + "\n")).frame
+    path = write_parquet(tmp_path, "ratings.parquet", original)
+    pd.testing.assert_frame_equal(read_table(path).frame, original)
+
+
+def test_parquet_with_mapping_strings_and_timestamps(tmp_path):
+    """Mapped names; IDs stored as text; a timestamp column becomes whole seconds."""
+    frame = pd.DataFrame(
+        {
+            "shopper": ["3", "4"],
+            "product": [30, 40],
+            "stars": [4.5, 1.0],
+            "when": pd.to_datetime(["1970-01-01 00:01:40.9", "1970-01-01 00:00:50.0"], utc=True),
+        }
+    )
+    path = write_parquet(tmp_path, "log.parquet", frame)
+    ratings = read_table(
+        path, columns={"user": "shopper", "item": "product", "value": "stars", "time": "when"}
+    )
+    assert_table(ratings, [(3, 30, 4.5, 100), (4, 40, 1.0, 50)])
+
+
+def test_parquet_stored_index_is_a_column_and_aliases_are_guessed(tmp_path):
+    frame = pd.DataFrame({"item_id": [11, 12], "score": [0.25, 0.75]}, index=pd.Index([1, 2], name="user_id"))
+    path = write_parquet(tmp_path, "events.parquet", frame, index=True)
+    assert_table(read_table(path), [(1, 11, 0.25, 0), (2, 12, 0.75, 1)])
+
+
+@pytest.mark.parametrize(
+    ("column", "values", "expected"),
+    [
+        ("rating", [1.0, 2.0, np.nan], "row 3: value must be a finite number, got 'nan'"),
+        ("rating", [1.0, np.inf, 3.0], "row 2: value must be a finite number, got 'inf'"),
+        ("movieId", [1.0, 2.5, 3.0], "row 2: item must be an integer, got '2.5'"),
+        ("userId", ["1", "2", "abc"], "row 3: user must be an integer, got 'abc'"),
+        ("userId", ["1", None, "3"], "row 2: user must be an integer, got 'nan'"),
+        ("timestamp", [1, 2**60, 3], "row 2: time must be an integer"),
+    ],
+)
+def test_parquet_bad_cell_names_file_row_and_column(tmp_path, column, values, expected):
+    frame = pd.DataFrame(
+        {"userId": [1, 2, 3], "movieId": [1, 2, 3], "rating": [1.0, 2.0, 3.0], "timestamp": [1, 2, 3]}
+    )
+    frame[column] = values
+    path = write_parquet(tmp_path, "ratings.parquet", frame)
+    with pytest.raises(DataError, match=expected) as info:
+        read_table(path)
+    assert str(path) in str(info.value)
+
+
+def test_parquet_missing_timestamp_names_the_row(tmp_path):
+    frame = pd.DataFrame({"user": [1, 2], "item": [1, 2], "time": pd.to_datetime(["2020-01-01", None])})
+    path = write_parquet(tmp_path, "log.parquet", frame)
+    with pytest.raises(DataError, match="row 2: time must be an integer"):
+        read_table(path)
+
+
+@pytest.mark.parametrize(
+    ("frame", "expected"),
+    [
+        (pd.DataFrame({"customer": [1], "movieId": [2]}), "no user column"),
+        (
+            pd.DataFrame({"userId": pd.Series([], dtype="int64"), "movieId": pd.Series([], dtype="int64")}),
+            "no data rows",
+        ),
+    ],
+)
+def test_parquet_bad_tables(tmp_path, frame, expected):
+    path = write_parquet(tmp_path, "ratings.parquet", frame)
+    with pytest.raises(DataError, match=expected) as info:
+        read_table(path)
+    assert str(path) in str(info.value)
+
+
+def test_corrupt_parquet(tmp_path):
+    pytest.importorskip("pyarrow")
+    path = tmp_path / "ratings.parquet"
+    path.write_bytes(b"PAR1 this is not parquet")
+    with pytest.raises(DataError, match="cannot read the Parquet file") as info:
+        load_ratings(path)
+    assert str(path) in str(info.value)
+
+
+def test_parquet_without_pyarrow_gives_the_install_hint(tmp_path, monkeypatch):
+    path = tmp_path / "ratings.parquet"
+    path.write_bytes(b"PAR1")
+    # A None entry in sys.modules makes `import pyarrow` fail as if it were not installed.
+    monkeypatch.setitem(sys.modules, "pyarrow", None)
+    monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)
+    with pytest.raises(DataError, match=r'pip install "shopgym\[parquet\]"') as info:
+        load_ratings(path)
+    assert str(path) in str(info.value)
