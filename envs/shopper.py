@@ -51,7 +51,7 @@ class ShopperEnv(gym.Env):
 
     Feature columns: popularity (0), standardised log price (1), C category
     indicators, then (``item_features="exact"`` or ``"noisy"``) the standardised
-    latent item vector and bias.
+    latent item representation of the World's model (for MF: item vector and bias).
 
     ## Rewards
 

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 import tyro
 
 from shopgym.experiments.benchmark import BenchmarkConfig, run_benchmark
+from shopgym.experiments.fit_benchmark import FitBenchmarkConfig, run_fit_benchmark
+from shopgym.experiments.fit_world import FitWorldConfig, fit_world
 from shopgym.experiments.runner import RunConfig, run_experiment
 from shopgym.simulator.errors import ShopgymError
 
@@ -42,29 +44,35 @@ def list_envs() -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    command = tyro.extras.subcommand_cli_from_dict(
-        {"run": RunConfig, "agents": ListAgents, "envs": ListEnvs, "benchmark": BenchmarkConfig},
-        prog="shopgym",
-        description="shopgym: simulated shoppers for reinforcement learning in recommendation.",
-        args=argv,
-    )
+    handlers = {
+        RunConfig: run_experiment,
+        FitWorldConfig: fit_world,
+        BenchmarkConfig: run_benchmark,
+        FitBenchmarkConfig: run_fit_benchmark,
+        ListAgents: lambda _: print(list_agents()),
+        ListEnvs: lambda _: print(list_envs()),
+    }
     try:
-        if isinstance(command, RunConfig):
-            run_experiment(command)
-        elif isinstance(command, BenchmarkConfig):
-            run_benchmark(command)
-        elif isinstance(command, ListAgents):
-            print(list_agents())
-        else:
-            print(list_envs())
+        # Configs check themselves when built, so parsing is inside the error handling too.
+        command = tyro.extras.subcommand_cli_from_dict(
+            {
+                "run": RunConfig,
+                "fit": FitWorldConfig,
+                "agents": ListAgents,
+                "envs": ListEnvs,
+                "benchmark": BenchmarkConfig,
+                "fit-benchmark": FitBenchmarkConfig,
+            },
+            prog="shopgym",
+            description="shopgym: simulated shoppers for reinforcement learning in recommendation.",
+            args=argv,
+        )
+        handlers[type(command)](command)
     except ShopgymError as error:
         print(f"shopgym: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(
-            "shopgym: interrupted; finished (agent, seed) records are kept, rerun to resume",
-            file=sys.stderr,
-        )
+        print("shopgym: interrupted; finished work is kept, rerun to resume", file=sys.stderr)
         return 130
     return 0
 

@@ -1,82 +1,186 @@
-"""Calibrating the choice model's click level.
+"""Calibrating the choice model to click-through rates per slate position.
 
-Given the temperature beta and the position decay, find the no-click utility s0 at
-which a uniformly random slate of k catalogue items draws a click with a target
-probability (a stated level, or one read off a real log with a random logging
-policy). The click probability falls monotonically in s0, so bisection on the
-exact expected probability over a fixed sample of (shopper, slate) pairs converges
-to a deterministic answer.
+A :class:`ClickTarget` says how often the item at each position of a uniformly
+random slate of k items should be clicked (per impression). It comes from a real
+log whose logging policy was uniformly random (the Open Bandit Dataset's ``random``
+logs), or is a stated level split over positions by relative position effects
+(a smooth decay, or effects borrowed from a log).
+
+:func:`calibrate` then fits the no-click utility s0 and the position logits
+b_2..b_k (b_1 = 0) so that the choice model reproduces the target exactly, on a
+fixed sample of (shopper, random slate) pairs. The temperature beta is not
+identified by per-position rates under a random policy (they fix the level and the
+position effects, not how strongly shoppers follow their preferences), so it stays
+a stated constant, recorded with the rest.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import asdict, dataclass
 
+import numpy as np
+import pandas as pd
 import torch
 
-from shopgym.simulator.choice import click_probability
+from shopgym.simulator.choice import choice_probabilities
+from shopgym.simulator.config import ShopperConfig
 from shopgym.simulator.errors import ConfigError
+from shopgym.simulator.obd import wilson_interval
+from shopgym.simulator.sampling import uniform_subsets
+from shopgym.simulator.shoppers import ShopperSimulator
 from shopgym.simulator.world import Calibration, World
 
 
-def random_slate_click_rate(
-    world: World, calibration: Calibration, slate_size: int, samples: int = 20_000, seed: int = 0
-) -> float:
-    """Expected click probability of a uniformly random slate shown to a random shopper."""
-    utilities = _random_slate_utilities(world, slate_size, samples, seed)
+@dataclass(frozen=True)
+class ClickTarget:
+    """Per-impression click-through rate of each position under uniformly random slates.
+
+    Attributes:
+        ctr: (k,) target rates, position 1 first.
+        source: where they come from (a log, or "stated").
+        low, high: (k,) 95% intervals of the rates when read off a log.
+        clicks, impressions: (k,) the log's counts, when read off a log.
+    """
+
+    ctr: tuple[float, ...]
+    source: str
+    low: tuple[float, ...] | None = None
+    high: tuple[float, ...] | None = None
+    clicks: tuple[int, ...] | None = None
+    impressions: tuple[int, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if not self.ctr or not all(0 < rate < 1 for rate in self.ctr):
+            raise ConfigError(f"click targets must lie in (0, 1), got {self.ctr}")
+        if sum(self.ctr) >= 1:
+            raise ConfigError(f"click targets sum to {sum(self.ctr):.3f}: a slate cannot draw >= 1 click")
+
+    @property
+    def slate_size(self) -> int:
+        return len(self.ctr)
+
+    @classmethod
+    def stated(cls, click_rate: float, slate_size: int, decay: float = 0.2) -> ClickTarget:
+        """A stated click probability per random slate, split over positions in
+        proportion to ``exp(-decay * p)`` (p = 0 for the first position)."""
+        if not 0 < click_rate < 1:
+            raise ConfigError(f"--click-rate must be in (0, 1), got {click_rate}")
+        if slate_size < 1:
+            raise ConfigError(f"slate size must be >= 1, got {slate_size}")
+        weights = np.exp(-decay * np.arange(slate_size))
+        ctr = click_rate * weights / weights.sum()
+        return cls(
+            ctr=tuple(float(rate) for rate in ctr), source=f"stated: {click_rate} per slate, decay {decay}"
+        )
+
+    @classmethod
+    def from_counts(
+        cls, clicks: np.ndarray, impressions: np.ndarray, source: str, confidence: float = 0.95
+    ) -> ClickTarget:
+        """Targets read off a log: per-position click and impression counts."""
+        low, high = wilson_interval(clicks, impressions, confidence)
+        return cls(
+            ctr=tuple(float(c / n) for c, n in zip(clicks, impressions, strict=True)),
+            source=source,
+            low=tuple(float(v) for v in low),
+            high=tuple(float(v) for v in high),
+            clicks=tuple(int(c) for c in clicks),
+            impressions=tuple(int(n) for n in impressions),
+        )
+
+    def at_level(self, click_rate: float) -> ClickTarget:
+        """The same relative position effects, rescaled to ``click_rate`` clicks per slate."""
+        if not 0 < click_rate < 1:
+            raise ConfigError(f"--click-rate must be in (0, 1), got {click_rate}")
+        scale = click_rate / sum(self.ctr)
+        return ClickTarget(
+            ctr=tuple(rate * scale for rate in self.ctr),
+            source=f"{self.source}, relative position effects at stated level {click_rate} per slate",
+        )
+
+    def to_dict(self) -> dict:
+        return {
+            key: (list(value) if isinstance(value, tuple) else value) for key, value in asdict(self).items()
+        }
+
+
+def position_click_rates(
+    world: World, calibration: Calibration, slate_size: int, samples: int = 200_000, seed: int = 0
+) -> torch.Tensor:
+    """(k,) expected per-impression click rate of each position under random slates."""
+    utilities = random_slate_utilities(world, slate_size, samples, seed)
     bias = calibration.position_bias(slate_size).to(utilities.device)
-    rate = click_probability(utilities, calibration.beta, calibration.no_click_utility, bias)
-    return float(rate.mean())
+    probabilities = choice_probabilities(utilities, calibration.beta, calibration.no_click_utility, bias)
+    return probabilities[:, :slate_size].mean(0)
 
 
-def calibrate_click_level(
-    world: World,
-    target_click_rate: float,
-    slate_size: int,
-    beta: float = 1.0,
-    position_decay: float = 0.2,
-    samples: int = 20_000,
-    seed: int = 0,
+def calibrate(
+    world: World, target: ClickTarget, beta: float = 2.0, samples: int = 200_000, seed: int = 0
 ) -> Calibration:
-    """Return a :class:`Calibration` whose random-slate click rate equals the target."""
-    if not 0 < target_click_rate < 1:
-        raise ConfigError(f"target click rate must be in (0, 1), got {target_click_rate}")
+    """A :class:`Calibration` whose random-slate per-position click rates equal ``target``.
+
+    Iterative proportional fitting on a fixed sample of (shopper, random slate)
+    pairs, in float64: each round moves every position's logit, and the no-click
+    logit, by the log ratio of its target to its current rate (the softmax analogue
+    of raking), then shifts all so that the first position's logit is 0.
+    """
     if not (0 < beta < math.inf):
         raise ConfigError(f"beta must be a positive finite number, got {beta}")
-    if not math.isfinite(position_decay):
-        raise ConfigError(f"position_decay must be finite, got {position_decay}")
-    if not 1 <= slate_size <= world.num_items:
-        raise ConfigError(f"calibration slate size must be in [1, {world.num_items}], got {slate_size}")
-    utilities = _random_slate_utilities(world, slate_size, samples, seed)
-    bias = Calibration(position_decay=position_decay).position_bias(slate_size).to(utilities.device)
-    low, high = -50.0, 50.0
-    for _ in range(100):
-        middle = (low + high) / 2
-        rate = float(click_probability(utilities, beta, middle, bias).mean())
-        # Higher no-click utility -> fewer clicks.
-        low, high = (middle, high) if rate > target_click_rate else (low, middle)
-    s0 = (low + high) / 2
-    achieved = float(click_probability(utilities, beta, s0, bias).mean())
-    if abs(achieved - target_click_rate) > 1e-3:
-        raise ConfigError(
-            f"no no-click utility in [-50, 50] gives click rate {target_click_rate} (closest: {achieved:.4f})"
-        )
-    target = {
-        "kind": "stated level",
-        "statistic": "click probability of a uniformly random slate",
-        "value": target_click_rate,
-        "slate_size": slate_size,
-        "achieved": round(achieved, 6),
-    }
-    return Calibration(beta=beta, no_click_utility=s0, position_decay=position_decay, target=target)
+    k = target.slate_size
+    if k > world.num_items:
+        raise ConfigError(f"a slate of {k} items does not fit a catalogue of {world.num_items}")
+    logits = beta * random_slate_utilities(world, k, samples, seed).double().cpu()
+    wanted = torch.tensor([*target.ctr, 1 - sum(target.ctr)], dtype=torch.float64)  # k positions, no click
+    free = torch.zeros(k + 1, dtype=torch.float64)  # position logits b_1..b_k, then beta * s0
+    scores = torch.cat([logits, logits.new_zeros(len(logits), 1)], dim=1)  # the last column: no click
+    for _ in range(300):  # it converges in tens of rounds when the target is reachable
+        rates = torch.softmax(scores + free, dim=1).mean(0)
+        error = float((rates.log() - wanted.log()).abs().max())
+        if error < 1e-9:
+            break
+        free = free + wanted.log() - rates.log()
+        free = free - free[0]
+    if not error <= 1e-6:  # also catches NaN
+        raise ConfigError(f"calibration missed the target (largest log error {error:.2g}): {target.ctr}")
+    return Calibration(
+        beta=beta,
+        no_click_utility=float(free[k]) / beta,
+        position_logits=tuple(float(v) for v in free[:k]),
+        target={**target.to_dict(), "fitted_rates": [round(float(v), 8) for v in rates[:k]]},
+    )
 
 
-def _random_slate_utilities(world: World, slate_size: int, samples: int, seed: int) -> torch.Tensor:
-    """(samples, k) utilities of random distinct items for random shoppers."""
+def random_slate_utilities(world: World, slate_size: int, samples: int, seed: int) -> torch.Tensor:
+    """(samples, k) utilities of k distinct random catalogue items for random shoppers."""
     generator = torch.Generator().manual_seed(seed)
     users = torch.randint(world.num_shoppers, (samples,), generator=generator)
-    chunks = [
-        torch.rand(min(4096, samples - start), world.num_items, generator=generator).topk(slate_size).indices
-        for start in range(0, samples, 4096)
-    ]
-    return world.utilities(users, torch.cat(chunks))
+    items = uniform_subsets(samples, world.num_items, slate_size, generator, torch.device("cpu"))
+    return world.utilities(users.to(world.device), items.to(world.device))
+
+
+def simulate_position_ctr(
+    world: World, slate_size: int, slates: int = 200_000, seed: int = 0
+) -> pd.DataFrame:
+    """Per-position click-through of uniformly random slates in the simulator itself.
+
+    Each slate goes to a fresh shopper drawn from the whole population (sessions of
+    one step), as a random-policy log samples its visitors.
+
+    Returns:
+        One row per position: ``impressions, clicks, ctr, low, high`` (95% Wilson).
+    """
+    batch = min(slates, 8192)
+    config = ShopperConfig(slate_size=slate_size, num_candidates=slate_size, max_steps=1)
+    simulator = ShopperSimulator(world, config, batch, shoppers="all", device=world.device, seed=seed)
+    simulator.reset()
+    # With N = k candidates, any ordering of them is a uniformly random slate of k items.
+    slate = torch.arange(slate_size, device=world.device).expand(batch, -1)
+    clicks = torch.zeros(slate_size, dtype=torch.long, device=world.device)
+    rounds = -(-slates // batch)
+    for _ in range(rounds):
+        clicks += simulator.step(slate, check=False).clicks.sum(0)
+    clicks, impressions = clicks.cpu().numpy(), np.full(slate_size, rounds * batch)
+    low, high = wilson_interval(clicks, impressions)
+    ctr = clicks / impressions
+    return pd.DataFrame({"impressions": impressions, "clicks": clicks, "ctr": ctr, "low": low, "high": high})

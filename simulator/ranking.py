@@ -126,19 +126,23 @@ def full_ranking_metrics(
 
 def ranking_report(scorer: Scorer, split: Split, device: torch.device | str = "cpu") -> dict[str, float]:
     """The test metrics shopgym reports for a preference model: full-ranking HR@10,
-    NDCG@10 and Recall@20, and sampled (100 negatives) HR@10 and NDCG@10."""
+    NDCG@10 and Recall@20, and sampled HR@10 and NDCG@10 (against 100 negatives, or
+    as many as the catalogue leaves every user: ``sampled_negatives``)."""
     seen = split.consumed_before_test()
     ranks = full_ranking_ranks(scorer, split.test, seen, split.num_items, device=device)
     full_20 = metrics_from_ranks(ranks, 20)
     everything = np.concatenate([seen, split.test])
-    sampled = metrics_from_ranks(
-        sampled_ranks(scorer, split.test, everything, split.num_items, device=device), 10
-    )
+    # 100 negatives as in He et al. 2017, fewer when a small catalogue has fewer left.
+    most_interacted = np.bincount(everything[:, 0], minlength=split.num_users).max()
+    negatives = int(min(100, split.num_items - most_interacted))
+    sampled_ranks_ = sampled_ranks(scorer, split.test, everything, split.num_items, negatives, device=device)
+    sampled = metrics_from_ranks(sampled_ranks_, 10)
     return {
         **metrics_from_ranks(ranks, 10),
         "recall@20": full_20["hr@20"],
         "sampled_hr@10": sampled["hr@10"],
         "sampled_ndcg@10": sampled["ndcg@10"],
+        "sampled_negatives": negatives,
     }
 
 

@@ -126,7 +126,8 @@ class ShopperSimulator:
 
         Columns: popularity (log count, scaled to [0, 1]), price (standardised log
         price), C category indicators, then for ``exact``/``noisy`` features the
-        standardised latent item vector and bias (d + 1 columns).
+        standardised latent item representation of the World's model (r columns;
+        for MF the item vector and bias).
         """
         world, config = self.world, self.config
         popularity = world.item_popularity.log1p()
@@ -135,7 +136,7 @@ class ShopperSimulator:
         price = (log_price - log_price.mean()) / log_price.std().clamp(min=1e-12)
         columns = [popularity[:, None], price[:, None], world.item_category]
         if config.item_features != "content":
-            latent = torch.cat([world.item_embedding, world.item_bias[:, None]], dim=1)
+            latent = world.item_representation()
             latent = (latent - latent.mean(0)) / latent.std(0).clamp(min=1e-12)
             if config.item_features == "noisy":
                 # Fixed per item (its own generator), so features do not change between steps.

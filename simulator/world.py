@@ -1,21 +1,24 @@
 """The World: one saved artifact that fully defines the shoppers' ground truth.
 
-A World holds the fitted preference model (user and item embeddings, item bias),
-the item attributes (categories, prices, popularity), the split of shoppers into
-train and test, the utility normalisation and the calibrated choice parameters,
-plus a JSON card with provenance (data hash, split, fit metrics,
-hyperparameters). It is saved as a folder::
+A World holds the fitted preference model (any :class:`PreferenceModel`: MF, BPR-MF,
+GMF, MLP or NeuMF), the catalogue (which of the model's items are for sale), the
+item attributes (categories, prices, popularity), the split of shoppers into train
+and test, the utility standardisation and the calibrated choice constants, plus a
+JSON card with provenance (data hash, split, fit metrics, hyperparameters). It is
+saved as a folder::
 
     world/
-      tensors.pt   the tensors below (torch.save, loaded with weights_only=True)
+      tensors.pt   the model's parameters and the tensors below (loaded with weights_only=True)
       card.json    provenance, metrics and the ground-truth constants
 
 Loading never refits. :attr:`World.hash` digests everything that defines the
-ground truth (tensors, normalisation, calibration) and goes into every result.
+ground truth (model parameters, tensors, standardisation, calibration) and goes
+into every result.
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import math
@@ -26,57 +29,81 @@ from pathlib import Path
 import torch
 
 from shopgym.simulator.errors import ConfigError, DataError
+from shopgym.simulator.models import MODEL_CLASSES, PreferenceModel, build_model
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
-TENSOR_NAMES = (
-    "user_embedding",
-    "item_embedding",
-    "item_bias",
-    "item_category",
-    "item_price",
-    "item_popularity",
-    "test_shopper",
-)
+# Tensors besides the model's parameters, with their dtypes.
+TENSOR_NAMES = ("catalogue", "item_category", "item_price", "item_popularity", "test_shopper")
+_DTYPES = {"catalogue": torch.long, "test_shopper": torch.bool}
 
 
 @dataclass(frozen=True)
 class Calibration:
     """Choice-model constants: ``P(click j) ∝ exp(beta * s_j + b_pos(j))`` against
-    ``exp(beta * no_click_utility)``, with ``b_pos(p) = -position_decay * p``."""
+    ``exp(beta * no_click_utility)``.
+
+    ``position_logits`` holds b for the calibrated slate positions (the first is 0);
+    later positions continue the last step (or stay level after a single position).
+    """
 
     beta: float = 1.0
     no_click_utility: float = 0.0
-    position_decay: float = 0.2
+    position_logits: tuple[float, ...] = (0.0,)
     target: dict = field(default_factory=dict)
-    """What the constants were calibrated to (a stated level or a real log)."""
+    """What the constants were calibrated to (a stated level or a real log) and how
+    well the simulator matches it."""
+
+    def __post_init__(self) -> None:
+        values = (self.beta, self.no_click_utility, *self.position_logits)
+        if not self.position_logits or not all(math.isfinite(value) for value in values):
+            raise ConfigError(f"Calibration constants must be finite, got {values}")
 
     def position_bias(self, slate_size: int) -> torch.Tensor:
         """(k,) additive logit bias of each slate position."""
-        return -self.position_decay * torch.arange(slate_size, dtype=torch.float32)
+        logits = torch.tensor(self.position_logits, dtype=torch.float32)
+        if slate_size <= len(logits):
+            return logits[:slate_size]
+        step = logits[-1] - logits[-2] if len(logits) > 1 else torch.tensor(0.0)
+        extra = logits[-1] + step * torch.arange(1, slate_size - len(logits) + 1)
+        return torch.cat([logits, extra])
+
+    def to_dict(self) -> dict:
+        return {
+            "beta": self.beta,
+            "no_click_utility": self.no_click_utility,
+            "position_logits": list(self.position_logits),
+            "target": self.target,
+        }
+
+
+def decay_logits(decay: float, slate_size: int) -> tuple[float, ...]:
+    """Position logits falling by ``decay`` per position: (0, -decay, -2 decay, ...)."""
+    return tuple(-decay * position for position in range(slate_size))
 
 
 @dataclass(frozen=True)
 class World:
     """Ground truth of a shopper population.
 
-    Tensors (all on CPU, float32 unless stated):
-        user_embedding: (U, d) latent shopper vectors (never shown to agents).
-        item_embedding: (M, d) latent item vectors.
-        item_bias: (M,) item bias of the preference model.
+    Attributes (tensors on one device, float32 unless stated):
+        model: the fitted preference model over U shoppers and M' items (frozen).
+        model_name: its kind, a key of ``shopgym.simulator.models.MODEL_CLASSES``.
+        catalogue: (M,) int64 model item index of each World item (the items for sale).
         item_category: (M, C) multi-hot categories (e.g. MovieLens genres).
         item_price: (M,) prices (> 0).
         item_popularity: (M,) interaction counts in the fitting data.
         test_shopper: (U,) bool, True for shoppers held out for evaluation.
 
-    The utility of item i for shopper u is
-    ``(p_u · q_i + b_i - utility_shift) / utility_scale``: standardised over the
-    population and the catalogue, so choice constants mean the same in every World.
+    The utility of World item i for shopper u is
+    ``(f(u, catalogue[i]) - utility_shift) / utility_scale`` with f the model's score:
+    standardised over the population and the catalogue, so choice constants mean the
+    same in every World.
     """
 
-    user_embedding: torch.Tensor = field(repr=False)
-    item_embedding: torch.Tensor = field(repr=False)
-    item_bias: torch.Tensor = field(repr=False)
+    model: PreferenceModel = field(repr=False)
+    model_name: str
+    catalogue: torch.Tensor = field(repr=False)
     item_category: torch.Tensor = field(repr=False)
     item_price: torch.Tensor = field(repr=False)
     item_popularity: torch.Tensor = field(repr=False)
@@ -88,38 +115,42 @@ class World:
     card: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
+        if self.model_name not in MODEL_CLASSES or not isinstance(self.model, MODEL_CLASSES[self.model_name]):
+            raise DataError(f"World: model {type(self.model).__name__} is not a {self.model_name!r} model")
+        # The ground truth never trains: no gradients, no dropout-style behaviour.
+        self.model.requires_grad_(False).eval()
         for name in TENSOR_NAMES:
             tensor = getattr(self, name)
-            wanted = torch.bool if name == "test_shopper" else torch.float32
+            wanted = _DTYPES.get(name, torch.float32)
             if not isinstance(tensor, torch.Tensor) or tensor.dtype != wanted:
                 found = tensor.dtype if isinstance(tensor, torch.Tensor) else type(tensor).__name__
                 raise DataError(f"World: {name} must be a {wanted} tensor, got {found}")
-        if self.user_embedding.dim() != 2:
-            shape = tuple(self.user_embedding.shape)
-            raise DataError(f"World: user_embedding must be 2-D, got shape {shape}")
-        num_users, dim = self.user_embedding.shape
-        num_items = self.item_embedding.shape[0]
+        num_items = len(self.catalogue)
         expected = {
-            "item_embedding": (num_items, dim),
-            "item_bias": (num_items,),
+            "catalogue": (num_items,),
             "item_category": (num_items, len(self.category_names)),
             "item_price": (num_items,),
             "item_popularity": (num_items,),
-            "test_shopper": (num_users,),
+            "test_shopper": (self.model.num_users,),
         }
         for name, shape in expected.items():
             if tuple(getattr(self, name).shape) != shape:
-                raise DataError(
-                    f"World: {name} has shape {tuple(getattr(self, name).shape)}, expected {shape}"
-                )
+                found = tuple(getattr(self, name).shape)
+                raise DataError(f"World: {name} has shape {found}, expected {shape}")
+        if num_items == 0 or not bool(
+            ((self.catalogue >= 0) & (self.catalogue < self.model.num_items)).all()
+        ):
+            raise DataError(f"World: catalogue must index the model's {self.model.num_items} items")
         if not bool((self.item_price > 0).all()):
             raise DataError("World: item_price must be positive")
         if not (math.isfinite(self.utility_scale) and self.utility_scale > 0):
             raise DataError(f"World: utility_scale must be positive, got {self.utility_scale}")
         if not math.isfinite(self.utility_shift):
             raise DataError(f"World: utility_shift must be finite, got {self.utility_shift}")
-        for name in TENSOR_NAMES:
-            tensor = getattr(self, name)
+        for name, tensor in [
+            *self.model.state_dict().items(),
+            *((n, getattr(self, n)) for n in TENSOR_NAMES),
+        ]:
             if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
                 raise DataError(f"World: {name} contains NaN or infinite values")
         if self.num_shoppers < 2 or not (0 < int(self.test_shopper.sum()) < self.num_shoppers):
@@ -127,58 +158,79 @@ class World:
 
     @property
     def num_shoppers(self) -> int:
-        return self.user_embedding.shape[0]
+        return self.model.num_users
 
     @property
     def num_items(self) -> int:
-        return self.item_embedding.shape[0]
+        return len(self.catalogue)
 
     @property
     def num_categories(self) -> int:
         return len(self.category_names)
 
+    @property
+    def device(self) -> torch.device:
+        return self.catalogue.device
+
     def shopper_indices(self, shoppers: str) -> torch.Tensor:
         """Indices of the ``"train"``, ``"test"`` or ``"all"`` shoppers."""
         if shoppers == "all":
-            return torch.arange(self.num_shoppers)
+            return torch.arange(self.num_shoppers, device=self.device)
         if shoppers not in ("train", "test"):
             raise ConfigError(f"shoppers must be 'train', 'test' or 'all', got {shoppers!r}")
         mask = self.test_shopper if shoppers == "test" else ~self.test_shopper
         return torch.nonzero(mask).flatten()
 
     def to(self, device: torch.device | str) -> World:
-        """A copy with every tensor on ``device``."""
-        return replace(self, **{name: getattr(self, name).to(device) for name in TENSOR_NAMES})
+        """This World on ``device`` (a copy if it is elsewhere; the model is never moved in place)."""
+        device = torch.device(device)
+        if self.device == device:
+            return self
+        model = copy.deepcopy(self.model).to(device)
+        tensors = {name: getattr(self, name).to(device) for name in TENSOR_NAMES}
+        return replace(self, model=model, **tensors)
 
     def utilities(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-        """True standardised utilities of (B, n) items for (B,) shoppers -> (B, n).
+        """True standardised utilities of (B, n) World items for (B,) shoppers -> (B, n).
 
         Only the simulator and the oracle agent (through an explicit option) see these.
         """
-        raw = torch.einsum("bd,bnd->bn", self.user_embedding[users], self.item_embedding[items])
-        return (raw + self.item_bias[items] - self.utility_shift) / self.utility_scale
+        with torch.no_grad():
+            raw = self.model(users, self.catalogue[items])
+        return (raw.float() - self.utility_shift) / self.utility_scale
+
+    def item_representation(self) -> torch.Tensor:
+        """(M, r) the model's latent description of each World item."""
+        with torch.no_grad():
+            return self.model.item_representation()[self.catalogue]
 
     def ground_truth(self) -> dict:
-        """The scalar constants that, with the tensors, define the ground truth."""
+        """The constants that, with the tensors, define the ground truth."""
         return {
             "format_version": FORMAT_VERSION,
+            "model": {
+                "name": self.model_name,
+                "num_users": self.model.num_users,
+                "num_items": self.model.num_items,
+                "hyperparameters": self.model.hyperparameters(),
+            },
             "utility_shift": self.utility_shift,
             "utility_scale": self.utility_scale,
-            "calibration": {
-                "beta": self.calibration.beta,
-                "no_click_utility": self.calibration.no_click_utility,
-                "position_decay": self.calibration.position_decay,
-                "target": self.calibration.target,
-            },
+            "calibration": self.calibration.to_dict(),
             "category_names": list(self.category_names),
         }
+
+    def _tensors(self) -> dict[str, torch.Tensor]:
+        """Every tensor of the ground truth, on CPU, model parameters as ``model.<name>``."""
+        tensors = {f"model.{name}": value for name, value in self.model.state_dict().items()}
+        tensors |= {name: getattr(self, name) for name in TENSOR_NAMES}
+        return {name: value.detach().cpu().contiguous() for name, value in tensors.items()}
 
     @property
     def hash(self) -> str:
         """SHA-256 of the tensors' bytes and the ground-truth constants (first 16 hex digits)."""
         digest = hashlib.sha256()
-        for name in TENSOR_NAMES:
-            tensor = getattr(self, name).detach().cpu().contiguous()
+        for name, tensor in sorted(self._tensors().items()):
             digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
             digest.update(tensor.numpy().tobytes())
         digest.update(json.dumps(self.ground_truth(), sort_keys=True).encode())
@@ -188,9 +240,9 @@ class World:
         """Write ``tensors.pt`` and ``card.json`` into ``folder`` (created if needed)."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        torch.save({name: getattr(self, name).cpu() for name in TENSOR_NAMES}, folder / "tensors.pt")
+        torch.save(self._tensors(), folder / "tensors.pt")
         card = {**self.card, "ground_truth": self.ground_truth(), "world_hash": self.hash}
-        (folder / "card.json").write_text(json.dumps(card, indent=2, sort_keys=False) + "\n")
+        (folder / "card.json").write_text(json.dumps(card, indent=2) + "\n")
         return folder
 
     @classmethod
@@ -203,13 +255,7 @@ class World:
         try:
             card = json.loads((folder / "card.json").read_text())
             tensors = torch.load(folder / "tensors.pt", weights_only=True)
-        except (
-            json.JSONDecodeError,
-            RuntimeError,
-            OSError,
-            EOFError,
-            pickle.UnpicklingError,
-        ) as exc:
+        except (json.JSONDecodeError, RuntimeError, OSError, EOFError, pickle.UnpicklingError) as exc:
             raise DataError(f"{folder}: cannot read World ({exc})") from exc
         if not isinstance(card, dict) or not isinstance(tensors, dict):
             raise DataError(f"{folder}: card.json and tensors.pt must each hold a mapping")
@@ -221,18 +267,32 @@ class World:
             raise DataError(f"{folder}/tensors.pt: missing tensors {missing}")
         stored_hash = card.pop("world_hash", None)
         try:
+            spec = truth["model"]
+            if spec["name"] not in MODEL_CLASSES:
+                raise DataError(f"unknown model {spec['name']!r}")
+            model = build_model(spec["name"], spec["num_users"], spec["num_items"], spec["hyperparameters"])
+            prefix = "model."
+            model.load_state_dict({k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)})
+            calibration = truth["calibration"]
             world = cls(
+                model=model,
+                model_name=spec["name"],
                 **{name: tensors[name] for name in TENSOR_NAMES},
                 utility_shift=float(truth["utility_shift"]),
                 utility_scale=float(truth["utility_scale"]),
-                calibration=Calibration(**truth["calibration"]),
+                calibration=Calibration(
+                    beta=float(calibration["beta"]),
+                    no_click_utility=float(calibration["no_click_utility"]),
+                    position_logits=tuple(float(v) for v in calibration["position_logits"]),
+                    target=calibration.get("target", {}),
+                ),
                 category_names=tuple(truth["category_names"]),
                 card=card,
             )
-        except (KeyError, TypeError, ValueError) as exc:
-            if isinstance(exc, DataError):
-                raise DataError(f"{folder}: {exc}") from exc
-            raise DataError(f"{folder}/card.json: malformed ground truth ({exc!r})") from exc
+        except DataError as exc:
+            raise DataError(f"{folder}: {exc}") from exc
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            raise DataError(f"{folder}: malformed World ({exc!r})") from exc
         if stored_hash is not None and stored_hash != world.hash:
             raise DataError(f"{folder}: World hash mismatch (card: {stored_hash}, tensors: {world.hash})")
         return world

@@ -26,7 +26,8 @@ class PreferenceModel(nn.Module, ABC):
 
     @abstractmethod
     def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-        """(B,) user indices and (B, n) item indices -> (B, n) scores."""
+        """(B,) user indices and (B, n) item indices -> (B, n) scores. A (1, n) item
+        batch is scored for every user (``score_all`` relies on it)."""
 
     @abstractmethod
     def penalty(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
@@ -47,7 +48,8 @@ class PreferenceModel(nn.Module, ABC):
         parts = []
         for start in range(0, self.num_items, chunk):
             items = torch.arange(start, min(start + chunk, self.num_items), device=users.device)
-            parts.append(self(users, items.expand(len(users), -1)))
+            # (1, n) broadcasts over users: each item's embedding is gathered once, not B times.
+            parts.append(self(users, items[None]))
         return torch.cat(parts, dim=1)
 
 

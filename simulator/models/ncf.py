@@ -38,6 +38,10 @@ class GMF(PreferenceModel):
     def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         return self.output(self.interaction(users, items)).squeeze(-1)
 
+    def score_all(self, users: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
+        # h · (p_u ⊙ q_i) = (h ⊙ p_u) · q_i: one matrix product.
+        return (self.user_embedding[users] * self.output.weight) @ self.item_embedding.T + self.output.bias
+
     def penalty(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         return self.user_embedding[users].pow(2).sum() + self.item_embedding[items].pow(2).sum()
 
@@ -80,8 +84,12 @@ class MLP(PreferenceModel):
 
     def hidden(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         """(B,), (B, n) -> (B, n, layers[-1]) the tower's last activations."""
-        user = self.user_embedding[users][:, None, :].expand(-1, items.shape[1], -1)
-        return self.tower(torch.cat([user, self.item_embedding[items]], dim=-1))
+        # The first layer applied to [p_u, q_i] is W_u p_u + W_i q_i + b: projecting each
+        # side separately never builds the (B, n, layers[0]) concatenation.
+        first, half = self.tower[0], self.layers[0] // 2
+        user = self.user_embedding[users] @ first.weight[:, :half].T + first.bias  # (B, layers[1])
+        item = self.item_embedding[items] @ first.weight[:, half:].T  # (B, n, layers[1])
+        return self.tower[1:](user[:, None, :] + item)
 
     def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         return self.output(self.hidden(users, items)).squeeze(-1)
@@ -133,6 +141,17 @@ class NeuMF(PreferenceModel):
     def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         joined = torch.cat([self.gmf.interaction(users, items), self.mlp.hidden(users, items)], dim=-1)
         return self.output(joined).squeeze(-1)
+
+    def score_all(self, users: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
+        # The output layer splits into a GMF part (one matrix product, as in GMF.score_all)
+        # and an MLP part over item chunks.
+        dim = self.gmf.dim
+        gmf_weight, mlp_weight = self.output.weight[0, :dim], self.output.weight[0, dim:]
+        scores = (self.gmf.user_embedding[users] * gmf_weight) @ self.gmf.item_embedding.T + self.output.bias
+        for start in range(0, self.num_items, chunk):
+            items = torch.arange(start, min(start + chunk, self.num_items), device=users.device)
+            scores[:, start : start + len(items)] += self.mlp.hidden(users, items[None]) @ mlp_weight
+        return scores
 
     def penalty(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         return self.gmf.penalty(users, items) + self.mlp.penalty(users, items)

@@ -3,6 +3,7 @@ observations, and what observations and infos may contain."""
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 
 import gymnasium as gym
@@ -137,7 +138,11 @@ def test_observations_do_not_depend_on_the_latent_user_vector():
     """Two Worlds that differ only in the shoppers' latent vectors (and so in every
     utility) give the same first observation: nothing of the shopper leaks into it."""
     world = resolve_world("synthetic")
-    flipped = dataclasses.replace(world, user_embedding=-3.0 * world.user_embedding)
+    model = copy.deepcopy(world.model)
+    with torch.no_grad():
+        model.user_embedding.mul_(-3.0)
+    flipped = dataclasses.replace(world, model=model)
+    assert not torch.equal(world.model.user_embedding, model.user_embedding)  # the cached World is intact
     first = gym.make(SYNTHETIC, world=world, oracle_info=True)
     second = gym.make(SYNTHETIC, world=flipped, oracle_info=True)
     for seed in range(5):

@@ -6,13 +6,15 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from shopgym.simulator.choice import choice_probabilities, click_probability, sample_choice
-from shopgym.simulator.world import Calibration
+from shopgym.simulator.errors import ConfigError
+from shopgym.simulator.world import Calibration, decay_logits
 
 FLOAT32_BELOW_ONE = float(np.nextafter(np.float32(1), np.float32(0)))
 
@@ -31,7 +33,9 @@ def choice_inputs(draw, max_utility: float = 30.0):
     beta = draw(st.floats(0.01, 10.0))
     no_click = draw(st.floats(-max_utility, max_utility))
     decay = draw(st.floats(0.0, 3.0))
-    bias = Calibration(position_decay=decay).position_bias(k)
+    # Calibrated for the first few positions only; the rest continue the last step.
+    calibrated = draw(st.integers(1, k))
+    bias = Calibration(position_logits=decay_logits(decay, calibrated)).position_bias(k)
     return torch.from_numpy(utility), beta, no_click, bias
 
 
@@ -160,9 +164,11 @@ def test_sample_choice_batch_rows_are_independent():
     utility=st.floats(-3, 3),
     decay=st.floats(0.05, 2.0),
     beta=st.floats(0.1, 5.0),
+    calibrated=st.integers(2, 8),
 )
-def test_position_bias_lowers_later_positions(k, utility, decay, beta):
-    bias = Calibration(position_decay=decay).position_bias(k)
+def test_position_bias_lowers_later_positions(k, utility, decay, beta, calibrated):
+    # Fewer calibrated positions than the slate has: the extension keeps the last step.
+    bias = Calibration(position_logits=decay_logits(decay, min(calibrated, k))).position_bias(k)
     assert bias.shape == (k,)
     assert float(bias[0]) == 0.0
     probabilities = choice_probabilities(torch.full((1, k), utility), beta, 0.0, bias)[0, :k]
@@ -172,10 +178,41 @@ def test_position_bias_lowers_later_positions(k, utility, decay, beta):
     assert torch.allclose(ratios, torch.full_like(ratios, math.exp(-decay)), rtol=1e-4)
 
 
-def test_no_position_bias_treats_positions_alike():
-    bias = Calibration(position_decay=0.0).position_bias(5)
+@pytest.mark.parametrize("logits", [(0.0,), decay_logits(0.0, 3), decay_logits(0.0, 5)])
+def test_no_position_bias_treats_positions_alike(logits):
+    bias = Calibration(position_logits=logits).position_bias(5)
     probabilities = choice_probabilities(torch.zeros(2, 5), 1.0, 0.0, bias)
     assert torch.allclose(probabilities, torch.full((2, 6), 1 / 6))
+
+
+def test_decay_logits():
+    assert decay_logits(0.5, 4) == pytest.approx((0.0, -0.5, -1.0, -1.5))
+    assert decay_logits(0.3, 1) == (0.0,)
+
+
+def test_position_bias_is_cut_or_extended_by_the_last_step():
+    calibration = Calibration(position_logits=(0.0, -0.5, -0.7))
+    assert calibration.position_bias(2).tolist() == pytest.approx([0.0, -0.5])
+    assert calibration.position_bias(3).tolist() == pytest.approx([0.0, -0.5, -0.7])
+    assert calibration.position_bias(6).tolist() == pytest.approx([0.0, -0.5, -0.7, -0.9, -1.1, -1.3])
+    assert calibration.position_bias(6).dtype == torch.float32
+    # A single calibrated position: every later position stays level with it.
+    assert Calibration(position_logits=(0.0,)).position_bias(4).tolist() == [0.0] * 4
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"position_logits": ()},
+        {"position_logits": (0.0, math.nan)},
+        {"position_logits": (0.0, -math.inf)},
+        {"beta": math.inf},
+        {"no_click_utility": math.nan},
+    ],
+)
+def test_calibration_constants_must_be_finite(kwargs):
+    with pytest.raises(ConfigError, match="finite"):
+        Calibration(**kwargs)
 
 
 def test_higher_utility_raises_its_probability_and_the_click_probability():

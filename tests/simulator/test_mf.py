@@ -1,9 +1,12 @@
-"""BPR matrix factorisation on a small low-rank data set whose truth is known."""
+"""BPR matrix factorisation (``fit_model`` with ``FitConfig(model="bpr")``) on a small
+low-rank data set whose truth is known."""
 
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -12,12 +15,18 @@ import torch
 
 from shopgym.simulator.errors import ConfigError
 from shopgym.simulator.interactions import Interactions
-from shopgym.simulator.mf import MatrixFactorization, MFConfig, fit_bpr
+from shopgym.simulator.models import (
+    MODEL_DEFAULTS,
+    FitConfig,
+    MatrixFactorization,
+    PreferenceModel,
+    fit_model,
+)
 from shopgym.simulator.ranking import full_ranking_metrics, popularity_scorer
 from shopgym.simulator.splits import Split, leave_last_out
 
 NUM_USERS, NUM_ITEMS, TRUE_DIM, POSITIVES = 100, 60, 4, 12
-FAST = MFConfig(dim=4, epochs=30, batch_size=256, lr=0.05, weight_decay=1e-3, patience=100)
+FAST = FitConfig(model="bpr", dim=4, epochs=30, batch_size=256, lr=0.05, weight_decay=1e-3, patience=100)
 
 
 def low_rank_data(seed: int = 0):
@@ -52,7 +61,7 @@ def spearman_per_row(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 def low_rank():
     table, true_scores = low_rank_data()
     split = leave_last_out(table)
-    return split, true_scores, fit_bpr(split, FAST, progress=False)
+    return split, true_scores, fit_model(split, FAST, progress=False)
 
 
 def test_split_of_the_low_rank_data(low_rank):
@@ -95,14 +104,18 @@ def test_best_epoch_parameters_are_kept(low_rank):
     assert again["ndcg@10"] == pytest.approx(best["ndcg@10"], abs=1e-6)
     assert fit.history[0]["loss"] > fit.history[-1]["loss"]
     assert fit.wall_time_s > 0
+    assert fit.config == FAST.resolved()
+    assert fit.pretrained == {}
+    assert isinstance(fit.model, MatrixFactorization)
+    assert not fit.model.training
 
 
 @pytest.mark.parametrize("patience", [1, 2])
 def test_early_stopping_after_patience_epochs(patience):
     table, _ = low_rank_data(3)
     split = leave_last_out(table)
-    config = MFConfig(dim=4, epochs=40, batch_size=256, lr=0.05, weight_decay=1e-3, patience=patience)
-    fit = fit_bpr(split, config, progress=False)
+    config = replace(FAST, epochs=40, patience=patience)
+    fit = fit_model(split, config, progress=False)
     stopped = len(fit.history)
     ndcg = [h["ndcg@10"] for h in fit.history]
     # The best epoch is the first one reaching the maximum validation NDCG@10 ...
@@ -120,17 +133,15 @@ def parameters(fit) -> dict[str, torch.Tensor]:
 def test_same_seed_same_parameters_different_seed_different():
     table, _ = low_rank_data(2)
     split = leave_last_out(table)
-    config = MFConfig(dim=4, epochs=3, batch_size=256, lr=0.05, patience=100, seed=5)
-    first = parameters(fit_bpr(split, config, progress=False))
-    second = parameters(fit_bpr(split, config, progress=False))
-    other = parameters(
-        fit_bpr(
-            split,
-            MFConfig(dim=4, epochs=3, batch_size=256, lr=0.05, patience=100, seed=6),
-            progress=False,
-        )
+    config = replace(FAST, epochs=3, weight_decay=None, seed=5)
+    first = parameters(fit_model(split, config, progress=False))
+    second = parameters(fit_model(split, config, progress=False))
+    other = parameters(fit_model(split, replace(config, seed=6), progress=False))
+    assert (
+        first.keys()
+        == second.keys()
+        == {"user_embedding", "item_embedding", "user_bias", "item_bias", "global_bias"}
     )
-    assert first.keys() == second.keys() == {"user_embedding", "item_embedding", "item_bias"}
     for name in first:
         assert torch.equal(first[name], second[name])
     assert not torch.allclose(first["user_embedding"], other["user_embedding"])
@@ -138,32 +149,67 @@ def test_same_seed_same_parameters_different_seed_different():
 
 
 def test_matrix_factorization_scores():
-    generator = torch.Generator().manual_seed(0)
-    model = MatrixFactorization(3, 4, 2, generator)
+    model = MatrixFactorization(3, 4, 2, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         model.item_bias.copy_(torch.tensor([0.0, 1.0, -1.0, 2.0]))
+        model.user_bias.copy_(torch.tensor([0.5, -0.25, 1.5]))
+        model.global_bias.fill_(0.75)
         users = torch.tensor([2, 0])
         everything = model.score_all(users)
-        expected = model.user_embedding[users] @ model.item_embedding.T + model.item_bias
+        expected = (
+            model.user_embedding[users] @ model.item_embedding.T
+            + model.item_bias
+            + model.user_bias[users][:, None]
+            + 0.75
+        )
         assert torch.allclose(everything, expected)
-        pairs = model.score(users, torch.tensor([1, 3]))
-        assert torch.allclose(pairs, everything[[0, 1], [1, 3]])
-        grid = model.score(users, torch.tensor([[0, 1, 2], [3, 2, 1]]))
-        assert torch.allclose(grid, everything.gather(1, torch.tensor([[0, 1, 2], [3, 2, 1]])))
+        # The generic chunked score_all of every preference model gives the same.
+        assert torch.allclose(PreferenceModel.score_all(model, users, chunk=3), everything)
+        grid = torch.tensor([[0, 1, 2], [3, 2, 1]])
+        assert torch.allclose(model(users, grid), everything.gather(1, grid))
+        pairs = model(users, torch.tensor([[1], [3]]))
+        assert torch.allclose(pairs[:, 0], everything[[0, 1], [1, 3]])
+    assert model.hyperparameters() == {"dim": 2}
+    representation = model.item_representation()
+    assert representation.shape == (4, 3)
+    assert torch.equal(representation[:, -1], model.item_bias.detach())
+
+
+def test_fit_config_resolves_the_model_defaults():
+    resolved = FitConfig(model="bpr", dim=8).resolved()
+    assert resolved.dim == 8
+    for name, value in MODEL_DEFAULTS["bpr"].items():
+        if name != "dim":
+            assert getattr(resolved, name) == value, name
+    assert resolved.resolved() == resolved
 
 
 @pytest.mark.parametrize(
-    ("field", "value"),
-    [("dim", 0), ("epochs", 0), ("batch_size", -1), ("patience", 0), ("lr", 0.0)],
+    ("field", "value", "message"),
+    [
+        ("dim", 0, "dim"),
+        ("epochs", 0, "epochs"),
+        ("batch_size", -1, "batch-size"),
+        ("patience", 0, "patience"),
+        ("negatives", 0, "negatives"),
+        ("lr", 0.0, "lr"),
+        ("lr", math.nan, "lr"),
+        ("weight_decay", -0.1, "weight-decay"),
+        ("layers", (63, 8), "layers"),
+        ("layers", (64,), "layers"),
+        ("model", "svd", "model"),
+    ],
 )
-def test_mf_config_rejects_bad_values(field, value):
-    with pytest.raises(ConfigError, match=field):
-        MFConfig(**{field: value})
+def test_fit_config_rejects_bad_values(field, value, message):
+    config = FitConfig(**{field: value})  # validated when resolved, not when built
+    with pytest.raises(ConfigError, match=message):
+        config.resolved()
 
 
-def test_mf_config_rejects_negative_weight_decay():
-    with pytest.raises(ConfigError, match="weight_decay"):
-        MFConfig(weight_decay=-0.1)
+def test_fit_model_validates_its_config(low_rank):
+    split, _, _ = low_rank
+    with pytest.raises(ConfigError, match="dim"):
+        fit_model(split, replace(FAST, dim=0), progress=False)
 
 
 def test_consumed_before_test_is_train_then_valid():
@@ -184,26 +230,33 @@ def test_fit_without_validation_events_is_a_clear_error():
     split = leave_last_out(Interactions(frame, source="tiny", sha256="-"))
     assert len(split.valid) == 0
     with pytest.raises(ShopgymError):
-        fit_bpr(split, MFConfig(dim=2, epochs=1), progress=False)
+        fit_model(split, FitConfig(model="bpr", dim=2, epochs=1), progress=False)
 
 
 _FIT_AND_HASH = """
-import hashlib
+import hashlib, sys
+import torch
 from shopgym.simulator.interactions import load_ratings
-from shopgym.simulator.mf import MFConfig, fit_bpr
+from shopgym.simulator.models import FitConfig, fit_model
 from shopgym.simulator.splits import leave_last_out
-fit = fit_bpr(leave_last_out(load_ratings()), MFConfig(epochs=2, patience=10), progress=False)
-print(hashlib.sha256(fit.model.user_embedding.detach().numpy().tobytes()).hexdigest())
+if len(sys.argv) > 1:
+    torch.set_num_threads(int(sys.argv[1]))
+fit = fit_model(leave_last_out(load_ratings()), FitConfig(model="bpr", epochs=1), progress=False)
+digest = hashlib.sha256()
+for name, value in sorted(fit.model.state_dict().items()):
+    digest.update(name.encode() + value.numpy().tobytes())
+print(digest.hexdigest())
 """
 
 
 def test_fit_is_bit_reproducible_across_processes():
     # Thread-dependent gradient accumulation once made fits differ in the last bits
     # between processes (and so the World's hash); each process here starts afresh.
-    digests = {
+    # The last runs on one thread: the parameters must not depend on the thread count.
+    outputs = [
         subprocess.run(
-            [sys.executable, "-c", _FIT_AND_HASH], capture_output=True, text=True, check=True
+            [sys.executable, "-c", _FIT_AND_HASH, *threads], capture_output=True, text=True, check=True
         ).stdout
-        for _ in range(3)
-    }
-    assert len(digests) == 1
+        for threads in ([], [], ["1"])
+    ]
+    assert len(set(outputs)) == 1 and len(outputs[0].strip()) == 64

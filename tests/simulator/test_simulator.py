@@ -16,6 +16,7 @@ from shopgym.simulator.config import ShopperConfig
 from shopgym.simulator.device import resolve_device
 from shopgym.simulator.errors import ConfigError, SlateError
 from shopgym.simulator.shoppers import ShopperSimulator
+from shopgym.simulator.world import decay_logits
 
 OBSERVATION_KEYS = {
     "candidate_ids",
@@ -205,7 +206,7 @@ def test_clicked_items_were_shown_and_follow_utility(synthetic):
 
 
 def test_position_bias_shows_in_click_positions(synthetic):
-    calibration = replace(synthetic.calibration, position_decay=1.0, no_click_utility=-3.0)
+    calibration = replace(synthetic.calibration, position_logits=decay_logits(1.0, 4), no_click_utility=-3.0)
     world = replace(synthetic, calibration=calibration)
     config = ShopperConfig(slate_size=4, num_candidates=10, max_steps=1)
     sim = simulator(world, config, batch=2000, seed=8, shoppers="all")
@@ -239,7 +240,7 @@ def test_observation_has_no_latent_vectors(synthetic):
         filled = ~empty
         assert torch.equal(obs["history_features"][filled], sim.feature_table[obs["history_ids"][filled]])
         # Nothing in the observation holds a shopper's latent vector.
-        latent = synthetic.user_embedding[sim.shopper.cpu()]
+        latent = synthetic.model.user_embedding[sim.shopper.cpu()]
         for value in obs.values():
             flat = value.reshape(len(latent), -1).float()
             for column in range(flat.shape[1] - latent.shape[1] + 1):
@@ -265,8 +266,10 @@ def test_feature_columns(synthetic, kind):
     sim = simulator(synthetic, ShopperConfig(item_features=kind), batch=2)
     features = sim.item_features()
     categories = synthetic.num_categories
-    dim = synthetic.item_embedding.shape[1]
-    expected_width = 2 + categories + (0 if kind == "content" else dim + 1)
+    # The model's item representation: for MF the item vector and the item bias.
+    dim = synthetic.item_representation().shape[1]
+    assert dim == synthetic.model.item_embedding.shape[1] + 1
+    expected_width = 2 + categories + (0 if kind == "content" else dim)
     assert features.shape == (synthetic.num_items, expected_width)
     assert sim.num_features == expected_width
     assert sim.feature_table.shape == (synthetic.num_items + 1, expected_width)
@@ -286,7 +289,25 @@ def test_feature_columns(synthetic, kind):
 def test_exact_features_are_the_standardised_latent_item_vectors(synthetic):
     sim = simulator(synthetic, ShopperConfig(item_features="exact"), batch=1)
     latent = sim.item_features()[:, 2 + synthetic.num_categories :]
-    truth = torch.cat([synthetic.item_embedding, synthetic.item_bias[:, None]], 1)
+    truth = torch.cat([synthetic.model.item_embedding, synthetic.model.item_bias[:, None]], 1)
+    assert torch.equal(synthetic.item_representation(), truth[synthetic.catalogue])
+    assert torch.allclose(latent, (truth - truth.mean(0)) / truth.std(0), atol=1e-5)
+
+
+def test_exact_features_follow_the_catalogue(synthetic):
+    """A World selling a subset of the model's items, in another order, describes each
+    World item by its own model item."""
+    keep = torch.arange(synthetic.num_items - 1, -1, -2)  # every other item, reversed
+    world = replace(
+        synthetic,
+        catalogue=synthetic.catalogue[keep],
+        item_category=synthetic.item_category[keep],
+        item_price=synthetic.item_price[keep],
+        item_popularity=synthetic.item_popularity[keep],
+    )
+    sim = simulator(world, ShopperConfig(slate_size=3, num_candidates=5, item_features="exact"), batch=1)
+    latent = sim.item_features()[:, 2 + world.num_categories :]
+    truth = torch.cat([synthetic.model.item_embedding, synthetic.model.item_bias[:, None]], 1)[keep]
     assert torch.allclose(latent, (truth - truth.mean(0)) / truth.std(0), atol=1e-5)
 
 

@@ -3,6 +3,7 @@ default World, and what the MovieLens World is made of."""
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 from dataclasses import asdict, replace
@@ -12,31 +13,49 @@ import pytest
 import torch
 
 import shopgym.simulator.build as build
-import shopgym.simulator.mf as mf
+import shopgym.simulator.models as models
+import shopgym.simulator.models.training as training
 from shopgym.simulator.build import WorldConfig, build_world, default_world, resolve_world
-from shopgym.simulator.calibration import random_slate_click_rate
+from shopgym.simulator.calibration import position_click_rates
 from shopgym.simulator.errors import ConfigError, DataError
 from shopgym.simulator.interactions import embedded_ratings_path, file_sha256, load_ratings
-from shopgym.simulator.mf import MFConfig
-from shopgym.simulator.world import TENSOR_NAMES, Calibration, World
+from shopgym.simulator.models import FitConfig, MatrixFactorization, build_model
+from shopgym.simulator.world import FORMAT_VERSION, TENSOR_NAMES, Calibration, World
 
-TINY_MF = MFConfig(dim=4, epochs=1, batch_size=4096, patience=1)
-FLOAT_TENSORS = [name for name in TENSOR_NAMES if name != "test_shopper"]
+TINY_MF = FitConfig(model="bpr", dim=4, epochs=1, batch_size=4096, patience=1)
+FLOAT_TENSORS = [name for name in TENSOR_NAMES if name not in ("catalogue", "test_shopper")]
+MF_PARAMETERS = ["user_embedding", "item_embedding", "user_bias", "item_bias", "global_bias"]
 
 
 class RefitError(AssertionError):
-    """Raised by the patched fit_bpr: a load must never refit."""
+    """Raised by the patched fit_model: a load must never refit."""
 
 
 def forbid_refit(monkeypatch) -> None:
     def refuse(*args, **kwargs):
-        raise RefitError("fit_bpr was called while loading a World")
+        raise RefitError("fit_model was called while loading a World")
 
-    monkeypatch.setattr(build, "fit_bpr", refuse)
-    monkeypatch.setattr(mf, "fit_bpr", refuse)
+    monkeypatch.setattr(build, "fit_model", refuse)
+    monkeypatch.setattr(models, "fit_model", refuse)
+    monkeypatch.setattr(training, "fit_model", refuse)
+
+
+def with_model_parameter(world: World, name: str, change) -> World:
+    """``world`` with a copy of its model whose parameter ``name`` is ``change(value)``."""
+    model = copy.deepcopy(world.model)
+    with torch.no_grad():
+        getattr(model, name).copy_(change(getattr(model, name).clone()))
+    return replace(world, model=model)
 
 
 def assert_same_world(a: World, b: World) -> None:
+    assert a.model_name == b.model_name
+    assert type(a.model) is type(b.model)
+    assert a.model.hyperparameters() == b.model.hyperparameters()
+    left_state, right_state = a.model.state_dict(), b.model.state_dict()
+    assert left_state.keys() == right_state.keys()
+    for name in left_state:
+        assert torch.equal(left_state[name], right_state[name]), name
     for name in TENSOR_NAMES:
         left, right = getattr(a, name), getattr(b, name)
         assert left.dtype == right.dtype, name
@@ -56,7 +75,16 @@ def test_save_load_round_trip(synthetic, tmp_path, monkeypatch):
     card = json.loads((folder / "card.json").read_text())
     assert card["world_hash"] == synthetic.hash
     assert card["ground_truth"]["calibration"]["beta"] == synthetic.calibration.beta
+    assert card["ground_truth"]["format_version"] == FORMAT_VERSION == 2
+    assert card["ground_truth"]["model"] == {
+        "name": "bpr",
+        "num_users": 200,
+        "num_items": 40,
+        "hyperparameters": {"dim": 4},
+    }
     assert card["name"] == "synthetic"
+    tensors = torch.load(folder / "tensors.pt", weights_only=True)
+    assert set(tensors) == {*TENSOR_NAMES, *(f"model.{name}" for name in MF_PARAMETERS)}
 
     forbid_refit(monkeypatch)
     loaded = World.load(folder)
@@ -69,7 +97,7 @@ def test_save_load_round_trip(synthetic, tmp_path, monkeypatch):
 def test_tampered_tensors_give_hash_mismatch(synthetic, tmp_path):
     folder = synthetic.save(tmp_path / "world")
     tensors = torch.load(folder / "tensors.pt", weights_only=True)
-    tensors["item_bias"][3] += 0.5
+    tensors["model.item_bias"][3] += 0.5
     torch.save(tensors, folder / "tensors.pt")
     with pytest.raises(DataError, match="hash mismatch") as info:
         World.load(folder)
@@ -118,6 +146,33 @@ def test_missing_tensor_in_tensors_file(synthetic, tmp_path):
         World.load(folder)
 
 
+def test_missing_model_parameter_in_tensors_file(synthetic, tmp_path):
+    folder = synthetic.save(tmp_path / "world")
+    tensors = torch.load(folder / "tensors.pt", weights_only=True)
+    del tensors["model.item_embedding"]
+    torch.save(tensors, folder / "tensors.pt")
+    with pytest.raises(DataError, match="malformed World") as info:
+        World.load(folder)
+    assert "item_embedding" in str(info.value) and str(folder) in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        ({"name": "svd"}, "unknown model 'svd'"),
+        ({"hyperparameters": {"dim": 8}}, "malformed World"),  # parameters of another shape
+        ({"name": "gmf"}, "malformed World"),  # another architecture, other parameters
+    ],
+)
+def test_card_with_a_wrong_model_spec(synthetic, tmp_path, edit, message):
+    folder = synthetic.save(tmp_path / "world")
+    card = json.loads((folder / "card.json").read_text())
+    card["ground_truth"]["model"].update(edit)
+    (folder / "card.json").write_text(json.dumps(card))
+    with pytest.raises(DataError, match=message):
+        World.load(folder)
+
+
 @pytest.mark.parametrize("edit", ["drop", "version"])
 def test_card_without_supported_ground_truth(synthetic, tmp_path, edit):
     folder = synthetic.save(tmp_path / "world")
@@ -163,9 +218,18 @@ def test_non_finite_tensor_is_rejected(synthetic, name, bad):
         replace(synthetic, **{name: tensor})
 
 
-@pytest.mark.parametrize(
-    "name", ["item_bias", "item_category", "item_price", "item_popularity", "test_shopper"]
-)
+@pytest.mark.parametrize("name", MF_PARAMETERS)
+@pytest.mark.parametrize("bad", [math.nan, math.inf])
+def test_non_finite_model_parameter_is_rejected(synthetic, name, bad):
+    def spoil(value):
+        value.view(-1)[0] = bad
+        return value
+
+    with pytest.raises(DataError, match=name):
+        with_model_parameter(synthetic, name, spoil)
+
+
+@pytest.mark.parametrize("name", ["item_category", "item_price", "item_popularity", "test_shopper"])
 def test_wrong_shape_is_rejected(synthetic, name):
     tensor = getattr(synthetic, name)
     grown = torch.cat([tensor, tensor[:1]])  # one row too many
@@ -173,9 +237,44 @@ def test_wrong_shape_is_rejected(synthetic, name):
         replace(synthetic, **{name: grown})
 
 
-def test_wrong_embedding_dimension_is_rejected(synthetic):
-    with pytest.raises(DataError, match="item_embedding has shape"):
-        replace(synthetic, item_embedding=synthetic.item_embedding[:, :-1])
+def test_catalogue_fixes_the_number_of_items(synthetic):
+    # One World item more than the attribute tensors describe.
+    with pytest.raises(DataError, match="has shape"):
+        replace(synthetic, catalogue=torch.cat([synthetic.catalogue, synthetic.catalogue[:1]]))
+
+
+@pytest.mark.parametrize("index", [-1, 40])
+def test_catalogue_must_index_the_models_items(synthetic, index):
+    catalogue = synthetic.catalogue.clone()
+    catalogue[3] = index
+    with pytest.raises(DataError, match="catalogue must index the model's 40 items"):
+        replace(synthetic, catalogue=catalogue)
+
+
+@pytest.mark.parametrize(("name", "dtype"), [("catalogue", torch.int32), ("test_shopper", torch.long)])
+def test_index_tensors_need_their_dtype(synthetic, name, dtype):
+    with pytest.raises(DataError, match=f"{name} must be a torch.int64|{name} must be a torch.bool"):
+        replace(synthetic, **{name: getattr(synthetic, name).to(dtype)})
+
+
+def test_model_with_other_shoppers_is_rejected(synthetic):
+    model = build_model("bpr", synthetic.num_shoppers + 1, 40, {"dim": 4})
+    with pytest.raises(DataError, match="test_shopper has shape"):
+        replace(synthetic, model=model)
+
+
+def test_model_must_be_of_the_named_kind(synthetic):
+    with pytest.raises(DataError, match="is not a 'gmf' model"):
+        replace(synthetic, model_name="gmf")
+    with pytest.raises(DataError, match="is not a 'svd' model"):
+        replace(synthetic, model_name="svd")
+    # bpr and mf share the MF architecture.
+    assert replace(synthetic, model_name="mf").model_name == "mf"
+
+
+def test_the_model_is_frozen(synthetic):
+    assert not synthetic.model.training
+    assert not any(parameter.requires_grad for parameter in synthetic.model.parameters())
 
 
 def test_category_names_must_match_columns(synthetic):
@@ -206,6 +305,8 @@ def perturbed(tensor: torch.Tensor) -> torch.Tensor:
     changed = tensor.clone()
     if changed.dtype == torch.bool:
         changed[0] = ~changed[0]
+    elif changed.dtype == torch.long:  # the catalogue: another valid model item
+        changed[0] = changed[1]
     else:
         changed.view(-1)[0] += 0.25
     return changed
@@ -215,6 +316,16 @@ def perturbed(tensor: torch.Tensor) -> torch.Tensor:
 def test_hash_changes_with_every_tensor(synthetic, name):
     changed = replace(synthetic, **{name: perturbed(getattr(synthetic, name))})
     assert changed.hash != synthetic.hash
+
+
+@pytest.mark.parametrize("name", MF_PARAMETERS)
+def test_hash_changes_with_every_model_parameter(synthetic, name):
+    assert with_model_parameter(synthetic, name, perturbed).hash != synthetic.hash
+
+
+def test_hash_changes_with_the_model_kind(synthetic):
+    # Same parameters, another objective's name: another ground truth on record.
+    assert replace(synthetic, model_name="mf").hash != synthetic.hash
 
 
 @pytest.mark.parametrize(
@@ -231,19 +342,22 @@ def test_hash_changes_with_the_ground_truth_constants(synthetic, change):
     assert replace(synthetic, **change).hash != synthetic.hash
 
 
-@pytest.mark.parametrize("field", ["beta", "no_click_utility", "position_decay"])
+@pytest.mark.parametrize("field", ["beta", "no_click_utility", "position_logits"])
 def test_hash_changes_with_each_calibration_constant(synthetic, field):
-    calibration = replace(synthetic.calibration, **{field: getattr(synthetic.calibration, field) + 0.01})
+    value = getattr(synthetic.calibration, field)
+    changed = (*value[:-1], value[-1] + 0.01) if field == "position_logits" else value + 0.01
+    calibration = replace(synthetic.calibration, **{field: changed})
     assert replace(synthetic, calibration=calibration).hash != synthetic.hash
 
 
 def test_hash_is_a_pure_function_of_the_content(synthetic):
-    copy = replace(
+    duplicate = replace(
         synthetic,
+        model=copy.deepcopy(synthetic.model),
         **{name: getattr(synthetic, name).clone() for name in TENSOR_NAMES},
         card={"something": "else"},
     )
-    assert copy.hash == synthetic.hash
+    assert duplicate.hash == synthetic.hash
     assert len(synthetic.hash) == 16
     int(synthetic.hash, 16)
 
@@ -270,7 +384,9 @@ def test_synthetic_world_shape_and_standardised_utilities(synthetic):
     assert synthetic.num_shoppers == 200
     assert synthetic.num_items == 40
     assert synthetic.num_categories == 4
-    assert synthetic.user_embedding.shape == (200, 4)
+    assert synthetic.model_name == "bpr" and isinstance(synthetic.model, MatrixFactorization)
+    assert synthetic.model.user_embedding.shape == (200, 4)
+    assert torch.equal(synthetic.catalogue, torch.arange(40))  # every model item is for sale
     assert torch.equal(synthetic.item_category.sum(1), torch.ones(40))  # one category each
     users = torch.arange(synthetic.num_shoppers)
     items = torch.arange(synthetic.num_items).expand(len(users), -1)
@@ -278,8 +394,48 @@ def test_synthetic_world_shape_and_standardised_utilities(synthetic):
     assert utilities.shape == (200, 40)
     assert float(utilities.mean()) == pytest.approx(0.0, abs=1e-4)
     assert float(utilities.std()) == pytest.approx(1.0, abs=1e-4)
-    raw = synthetic.user_embedding @ synthetic.item_embedding.T + synthetic.item_bias
+    model = synthetic.model
+    raw = model.user_embedding @ model.item_embedding.T + model.item_bias
     assert torch.allclose(utilities * synthetic.utility_scale + synthetic.utility_shift, raw, atol=1e-4)
+    assert not bool(model.user_bias.any()) and float(model.global_bias) == 0.0
+
+
+def test_utilities_go_through_the_catalogue(synthetic):
+    """World item i is the model's item catalogue[i]: a World selling a subset of the
+    model's items, in another order, scores each of them as the model does."""
+    keep = torch.tensor([7, 3, 30, 12, 0, 25])
+    world = replace(
+        synthetic,
+        catalogue=synthetic.catalogue[keep],
+        item_category=synthetic.item_category[keep],
+        item_price=synthetic.item_price[keep],
+        item_popularity=synthetic.item_popularity[keep],
+    )
+    assert world.num_items == 6
+    users = torch.tensor([0, 5, 199])
+    items = torch.tensor([[0, 1, 2], [5, 4, 3], [1, 1, 0]])
+    expected = synthetic.utilities(users, keep[items])
+    assert torch.equal(world.utilities(users, items), expected)
+    assert torch.equal(world.item_representation(), synthetic.item_representation()[keep])
+
+
+def test_to_the_same_device_is_the_same_world(synthetic):
+    assert synthetic.to("cpu") is synthetic
+    assert synthetic.to(torch.device("cpu")) is synthetic
+
+
+@pytest.mark.gpu
+def test_to_another_device_copies_the_model(synthetic):
+    moved = synthetic.to("cuda")
+    assert moved.device.type == "cuda"
+    assert all(p.device.type == "cuda" for p in moved.model.parameters())
+    assert all(p.device.type == "cpu" for p in synthetic.model.parameters())  # never moved in place
+    assert moved.hash == synthetic.hash
+    users = torch.arange(10)
+    items = torch.arange(5).expand(10, -1)
+    torch.testing.assert_close(
+        moved.utilities(users.cuda(), items.cuda()).cpu(), synthetic.utilities(users, items)
+    )
 
 
 def test_synthetic_world_is_reproducible(synthetic):
@@ -295,9 +451,19 @@ def test_resolve_world(synthetic, tmp_path):
         resolve_world(tmp_path / "missing")
 
 
-@pytest.mark.parametrize("kwargs", [{"min_item_events": 0}, {"test_fraction": 0.0}, {"test_fraction": 1.0}])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"min_item_events": 0},
+        {"test_fraction": 0.0},
+        {"test_fraction": 1.0},
+        {"slate_size": 0},
+        {"median_price": 0.0},
+        {"click_target": "obd"},
+    ],
+)
 def test_world_config_rejects_bad_values(kwargs):
-    with pytest.raises(ConfigError, match=next(iter(kwargs))):
+    with pytest.raises(ConfigError, match=next(iter(kwargs)).replace("_", "[-_]")):
         WorldConfig(**kwargs)
 
 
@@ -333,13 +499,18 @@ def test_default_world_card_records_provenance(tiny_default):
     assert card["data"]["sha256"] == file_sha256(embedded_ratings_path())
     assert card["data"]["events"] == 100_004
     assert card["preference_model"]["dim"] == TINY_MF.dim
-    assert card["preference_model"]["model"] == "bpr-mf"
+    assert card["preference_model"]["model"] == "bpr"
+    assert card["preference_model"] == {**TINY_MF.resolved().to_dict(), "best_epoch": 1}
     assert card["split"]["users"] == 671
     assert card["split"]["test_events"] == 671  # every MovieLens user has >= 20 events
     assert card["catalogue"]["items"] == world.num_items == len(card["catalogue"]["item_ids"])
     assert len(card["shopper_ids"]) == world.num_shoppers == 671
-    assert set(card["fit"]["test_metrics"]) == {"bpr-mf", "popularity"}
+    assert set(card["fit"]["test_metrics"]) == {"bpr", "popularity"}
     assert card["world_config"] == asdict(WorldConfig())
+    assert world.model_name == "bpr" and world.model.hyperparameters() == {"dim": TINY_MF.dim}
+    # The catalogue's item ids are the model's items at the catalogue's indices.
+    assert world.catalogue.tolist() == sorted(world.catalogue.tolist())
+    assert world.catalogue.unique().numel() == world.num_items
 
 
 def test_movielens_world(movielens):
@@ -354,12 +525,13 @@ def test_movielens_world(movielens):
     assert bool((movielens.item_category.sum(1) >= 1).float().mean() > 0.95)
     assert bool((movielens.item_price > 0).all())
     metrics = movielens.card["fit"]["test_metrics"]
-    assert metrics["bpr-mf"]["ndcg@10"] > metrics["popularity"]["ndcg@10"]
-    assert movielens.calibration.target["value"] == config.target_click_rate
-    rate = random_slate_click_rate(
-        movielens, movielens.calibration, config.calibration_slate_size, samples=5000, seed=99
-    )
-    assert rate == pytest.approx(config.target_click_rate, abs=0.01)
+    assert metrics["bpr"]["ndcg@10"] > metrics["popularity"]["ndcg@10"]
+    assert movielens.model_name == "bpr"
+    target = config.target()
+    assert movielens.calibration.target["ctr"] == list(target.ctr)
+    rates = position_click_rates(movielens, movielens.calibration, config.slate_size, samples=5000, seed=99)
+    assert float(rates.sum()) == pytest.approx(0.15, abs=0.01)
+    np.testing.assert_allclose(rates.numpy(), target.ctr, rtol=0.25)
 
 
 def test_build_world_from_a_plain_ratings_file_without_categories(tmp_path):
@@ -376,7 +548,7 @@ def test_build_world_from_a_plain_ratings_file_without_categories(tmp_path):
     world = build_world(
         load_ratings(path),
         movies=None,
-        mf_config=MFConfig(dim=8, epochs=3),
+        fit_config=FitConfig(model="bpr", dim=8, epochs=3),
         world_config=WorldConfig(min_item_events=1),
         device="cpu",
         progress=False,
@@ -384,6 +556,6 @@ def test_build_world_from_a_plain_ratings_file_without_categories(tmp_path):
     assert world.category_names == () and world.item_category.shape == (world.num_items, 0)
     assert bool((world.item_price > 0).all())
     assert world.num_shoppers == 60 and 0 < int(world.test_shopper.sum()) < 60
-    assert set(world.card["fit"]["test_metrics"]) == {"bpr-mf", "popularity"}
+    assert set(world.card["fit"]["test_metrics"]) == {"bpr", "popularity"}
     assert world.card["data"]["sha256"] == load_ratings(path).sha256
     assert World.load(world.save(tmp_path / "world")).hash == world.hash
