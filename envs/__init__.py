@@ -2,7 +2,7 @@
 
 Importing ``shopgym.envs`` registers:
 
-- ``shopgym/Shopper-v0``: shoppers of the embedded MovieLens World (BPR-MF fitted
+- ``shopgym/Shopper-v0``: shoppers of the embedded MovieLens World (NeuMF fitted
   on real ratings; fitted once and cached, see ``shopgym.simulator.build``);
 - ``shopgym/SyntheticShopper-v0``: a small synthetic World with a known truth
   (200 shoppers, 40 items), for fast experiments and tests.

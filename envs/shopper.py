@@ -27,7 +27,7 @@ class ShopperEnv(gym.Env):
     and a per-position bias), may buy the clicked item (more likely for liked and
     cheap items), and spends patience; a slate without a click drains patience
     faster, a purchase gives some back. The ground truth (the shopper's latent
-    preferences, fitted with BPR-MF on real MovieLens ratings) lives in a World
+    preferences, fitted with NeuMF on real MovieLens ratings) lives in a World
     and is never shown to the agent.
 
     ## Action Space

@@ -49,8 +49,9 @@ class FitConfig:
     """Which preference model to fit, and how. ``None`` means the model's default
     (see ``MODEL_DEFAULTS``), chosen on the embedded MovieLens data."""
 
-    model: ModelName = "bpr"
-    """mf (biased MF, squared error on ratings), bpr (BPR-MF), gmf, mlp or neumf (NCF)."""
+    model: ModelName = "neumf"
+    """mf (biased MF, squared error on ratings), bpr (BPR-MF), gmf, mlp or neumf (NCF). The
+    default World is NeuMF, so that its family differs from the static MF recommender's."""
     dim: int | None = None
     """Embedding size (MF, GMF, and NeuMF's GMF part)."""
     layers: tuple[int, ...] | None = None

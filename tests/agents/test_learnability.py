@@ -28,7 +28,7 @@ def test_oracle_beats_static_mf_beats_random_on_movielens(movielens, tmp_path):
         agents="random,static-mf,oracle",
         seeds=5,
         episodes=300,
-        train_slates=3000,
+        train_slates=10000,
         num_envs=50,
         out=tmp_path,
         device="cpu",
@@ -48,7 +48,7 @@ def test_oracle_beats_static_mf_beats_random_on_movielens(movielens, tmp_path):
     # The static recommender says what it was trained on.
     meta = json.loads((out / "records" / "static-mf__seed0.json").read_text())
     assert meta["training_env"]["shoppers"] == "train"
-    assert meta["agent"]["training_data"]["slates"] >= 3000
+    assert meta["agent"]["training_data"]["slates"] >= 10000
 
 
 def _mean_returns(name: str, num_envs: int, episodes: int, seeds: range) -> list[pd.DataFrame]:

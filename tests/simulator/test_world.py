@@ -525,8 +525,8 @@ def test_movielens_world(movielens):
     assert bool((movielens.item_category.sum(1) >= 1).float().mean() > 0.95)
     assert bool((movielens.item_price > 0).all())
     metrics = movielens.card["fit"]["test_metrics"]
-    assert metrics["bpr"]["ndcg@10"] > metrics["popularity"]["ndcg@10"]
-    assert movielens.model_name == "bpr"
+    assert metrics["neumf"]["ndcg@10"] > metrics["popularity"]["ndcg@10"]
+    assert movielens.model_name == "neumf"
     target = config.target()
     assert movielens.calibration.target["ctr"] == list(target.ctr)
     rates = position_click_rates(movielens, movielens.calibration, config.slate_size, samples=5000, seed=99)
