@@ -43,14 +43,24 @@ class PreferenceModel(nn.Module, ABC):
         """Constructor keyword arguments besides ``num_users``/``num_items`` (JSON-able)."""
         return {}
 
-    def score_all(self, users: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
-        """(B,) users -> (B, M) scores of every item, in item chunks to bound memory."""
+    def score_all(self, users: torch.Tensor, pairs_per_pass: int = 1 << 15) -> torch.Tensor:
+        """(B,) users -> (B, M) scores of every item, in item chunks of about
+        ``pairs_per_pass`` (user, item) pairs each."""
         parts = []
-        for start in range(0, self.num_items, chunk):
-            items = torch.arange(start, min(start + chunk, self.num_items), device=users.device)
+        for items in item_chunks(self.num_items, len(users), pairs_per_pass, users.device):
             # (1, n) broadcasts over users: each item's embedding is gathered once, not B times.
             parts.append(self(users, items[None]))
         return torch.cat(parts, dim=1)
+
+
+def item_chunks(num_items: int, num_users: int, pairs_per_pass: int, device: torch.device):
+    """Consecutive (n,) item index ranges with n * num_users ~ pairs_per_pass.
+
+    Small passes are faster, not only leaner: activations of a few MB are reused by the
+    allocator, where passes of hundreds of MB are fresh pages every time."""
+    step = max(1, pairs_per_pass // max(1, num_users))
+    for start in range(0, num_items, step):
+        yield torch.arange(start, min(start + step, num_items), device=device)
 
 
 def normal_(parameter: torch.Tensor, std: float, generator: torch.Generator) -> torch.Tensor:

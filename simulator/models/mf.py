@@ -32,7 +32,7 @@ class MatrixFactorization(PreferenceModel):
         dot = torch.einsum("bd,bnd->bn", self.user_embedding[users], self.item_embedding[items])
         return dot + self.item_bias[items] + self.user_bias[users][:, None] + self.global_bias
 
-    def score_all(self, users: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
+    def score_all(self, users: torch.Tensor, pairs_per_pass: int = 1 << 15) -> torch.Tensor:
         # One matrix product instead of the generic chunked gather.
         scores = self.user_embedding[users] @ self.item_embedding.T + self.item_bias
         return scores + self.user_bias[users][:, None] + self.global_bias

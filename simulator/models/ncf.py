@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from shopgym.simulator.models.base import PreferenceModel, normal_, seeded_linear
+from shopgym.simulator.models.base import PreferenceModel, item_chunks, normal_, seeded_linear
 
 
 class GMF(PreferenceModel):
@@ -38,7 +38,7 @@ class GMF(PreferenceModel):
     def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         return self.output(self.interaction(users, items)).squeeze(-1)
 
-    def score_all(self, users: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
+    def score_all(self, users: torch.Tensor, pairs_per_pass: int = 1 << 15) -> torch.Tensor:
         # h · (p_u ⊙ q_i) = (h ⊙ p_u) · q_i: one matrix product.
         return (self.user_embedding[users] * self.output.weight) @ self.item_embedding.T + self.output.bias
 
@@ -142,15 +142,14 @@ class NeuMF(PreferenceModel):
         joined = torch.cat([self.gmf.interaction(users, items), self.mlp.hidden(users, items)], dim=-1)
         return self.output(joined).squeeze(-1)
 
-    def score_all(self, users: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
+    def score_all(self, users: torch.Tensor, pairs_per_pass: int = 1 << 15) -> torch.Tensor:
         # The output layer splits into a GMF part (one matrix product, as in GMF.score_all)
         # and an MLP part over item chunks.
         dim = self.gmf.dim
         gmf_weight, mlp_weight = self.output.weight[0, :dim], self.output.weight[0, dim:]
         scores = (self.gmf.user_embedding[users] * gmf_weight) @ self.gmf.item_embedding.T + self.output.bias
-        for start in range(0, self.num_items, chunk):
-            items = torch.arange(start, min(start + chunk, self.num_items), device=users.device)
-            scores[:, start : start + len(items)] += self.mlp.hidden(users, items[None]) @ mlp_weight
+        for items in item_chunks(self.num_items, len(users), pairs_per_pass, users.device):
+            scores[:, items[0] : items[-1] + 1] += self.mlp.hidden(users, items[None]) @ mlp_weight
         return scores
 
     def penalty(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:

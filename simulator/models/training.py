@@ -59,6 +59,7 @@ class FitConfig:
     epochs: int | None = None
     """Maximum number of passes over the training events."""
     batch_size: int | None = None
+    """Training events per gradient step."""
     lr: float | None = None
     """Adam learning rate."""
     weight_decay: float | None = None
@@ -100,16 +101,16 @@ class FitConfig:
         }
 
 
-# Chosen on validation NDCG@10 (best epoch, mean of seeds 0 and 1) on the embedded
-# MovieLens-small, within the fit-time budgets on 2 CPU cores (MF under 30 s, NeuMF with
-# its pretraining under 2 min); what was tried is in docs/benchmarks.md. Popularity
-# scores 0.021 there.
+# Chosen on validation NDCG@10 (best epoch) on the embedded MovieLens-small, within the
+# fit-time budgets on 2 CPU cores (MF under 30 s, NeuMF with its pretraining under
+# 2 min). The figures are validation NDCG@10, mean of seeds 0-2, from `shopgym
+# fit-benchmark` (docs/benchmarks.md); popularity scores 0.021 there.
 _SHARED = {"epochs": 60, "batch_size": 2048, "patience": 8, "pretrain": False, "negatives": 4}
 MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
-    # 0.024: ranking by predicted rating is barely better than popularity.
+    # 0.023: ranking by predicted rating is barely better than popularity.
     "mf": {**_SHARED, "dim": 64, "layers": (64, 32, 16, 8), "lr": 0.005, "weight_decay": 0.05},
-    # 0.040; one negative per positive (Rendle et al.) gave 0.036, weight decay 0.01 gave 0.037.
-    # 40 epochs keep the fit under 30 s.
+    # 0.036; one negative per positive (Rendle et al.) and weight decay 0.01 both scored
+    # lower in tuning. The fit stops after about 25 epochs; 40 bounds it under 30 s.
     "bpr": {
         **_SHARED,
         "epochs": 40,
@@ -118,10 +119,10 @@ MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
         "lr": 0.005,
         "weight_decay": 0.001,
     },
-    # GMF 0.032 and MLP 0.030 with the defaults they started with; nothing tried did better.
+    # GMF 0.029 and MLP 0.030 with the defaults they started with; nothing tried did better.
     "gmf": {**_SHARED, "dim": 32, "layers": (64, 32, 16, 8), "lr": 0.005, "weight_decay": 0.0},
     "mlp": {**_SHARED, "dim": 32, "layers": (64, 32, 16, 8), "lr": 0.005, "weight_decay": 0.0},
-    # 0.037 fine-tuned from GMF and MLP (0.035 from a random start, lr 0.005).
+    # 0.035 fine-tuned from GMF and MLP (a random start at lr 0.005 scored lower in tuning).
     "neumf": {
         **_SHARED,
         "dim": 32,

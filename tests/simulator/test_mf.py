@@ -164,7 +164,7 @@ def test_matrix_factorization_scores():
         )
         assert torch.allclose(everything, expected)
         # The generic chunked score_all of every preference model gives the same.
-        assert torch.allclose(PreferenceModel.score_all(model, users, chunk=3), everything)
+        assert torch.allclose(PreferenceModel.score_all(model, users, pairs_per_pass=3), everything)
         grid = torch.tensor([[0, 1, 2], [3, 2, 1]])
         assert torch.allclose(model(users, grid), everything.gather(1, grid))
         pairs = model(users, torch.tensor([[1], [3]]))

@@ -151,7 +151,8 @@ def test_score_all_matches_forward_on_every_pair(name, low_rank, fitted):
         assert everything.shape == (3, split.num_items)
         pairs = model(users, torch.arange(split.num_items).expand(3, -1))
         assert torch.allclose(everything, pairs, atol=1e-6)
-        assert torch.allclose(PreferenceModel.score_all(model, users, chunk=7), everything, atol=1e-6)
+        for chunked in (PreferenceModel.score_all(model, users, 7), model.score_all(users, 7)):
+            assert torch.allclose(chunked, everything, atol=1e-6)
 
 
 @pytest.mark.parametrize("name", IMPLICIT_MODELS)
