@@ -13,7 +13,7 @@ from shopgym.simulator.build import WorldConfig, build_world
 from shopgym.simulator.calibration import simulate_position_ctr
 from shopgym.simulator.device import resolve_device
 from shopgym.simulator.errors import ConfigError
-from shopgym.simulator.interactions import load_movies, load_ratings, read_table
+from shopgym.simulator.interactions import load_item_attributes, load_movies, load_ratings, read_table
 from shopgym.simulator.models import FitConfig
 from shopgym.simulator.world import World
 
@@ -32,8 +32,12 @@ class FitWorldConfig:
     ratings.csv, or any CSV/TSV/Parquet file with a header (see --columns)."""
     columns: str | None = None
     """Column mapping for a generic file, e.g. "user=customer,item=sku,value=qty,time=ts"."""
-    movies: str | None = None
-    """MovieLens movies.csv for item categories (automatic for the embedded data)."""
+    items: str | None = None
+    """Item attributes: a MovieLens movies.csv, or a CSV/TSV/Parquet table with item,
+    categories ("|"-separated) and price columns (see --item-columns); automatic for
+    the embedded data. Without prices, prices are drawn log-normally per category."""
+    item_columns: str | None = None
+    """Column mapping for --items, e.g. "item=sku,categories=cat,price=unit_price"."""
     fit: Annotated[FitConfig, tyro.conf.OmitArgPrefixes] = FitConfig()
     world: WorldConfig = WorldConfig()
     device: str = "auto"
@@ -51,15 +55,19 @@ def fit_world(config: FitWorldConfig) -> World:
     if (config.out / "card.json").is_file():
         raise ConfigError(f"--out: {config.out} already holds a World; choose another folder")
     if config.data == "movielens":
-        interactions, movies = load_ratings(), load_movies()
+        interactions = load_ratings()
     else:
-        mapping = _column_mapping(config.columns)
+        mapping = _column_mapping(config.columns, "--columns")
         interactions = read_table(config.data, mapping) if mapping else load_ratings(config.data)
-        movies = load_movies(config.movies) if config.movies else None
+    if config.items:
+        item_mapping = _column_mapping(config.item_columns, "--item-columns")
+        items = load_item_attributes(config.items, item_mapping)
+    else:
+        items = load_movies() if config.data == "movielens" else None
     config.out.mkdir(parents=True, exist_ok=True)
     checkpoint = config.out / "fit-checkpoint.pt"
     world = build_world(
-        interactions, movies, fit_config, config.world, device, config.progress, checkpoint=checkpoint
+        interactions, items, fit_config, config.world, device, config.progress, checkpoint=checkpoint
     )
     world.save(config.out)  # card.json last: a folder without it is not a World
     checkpoint.unlink()  # the fit is done; a new fit into this folder starts afresh
@@ -95,13 +103,13 @@ def describe_world(world: World) -> str:
     return "\n".join(lines)
 
 
-def _column_mapping(text: str | None) -> dict[str, str] | None:
+def _column_mapping(text: str | None, flag: str) -> dict[str, str] | None:
     if not text:
         return None
     mapping = {}
     for part in text.split(","):
         ours, sep, theirs = part.partition("=")
         if not sep or not ours.strip() or not theirs.strip():
-            raise ConfigError(f"--columns: expected ours=theirs pairs, got {part!r}")
+            raise ConfigError(f"{flag}: expected ours=theirs pairs, got {part!r}")
         mapping[ours.strip()] = theirs.strip()
     return mapping

@@ -102,7 +102,7 @@ class WorldConfig:
 
 def build_world(
     interactions: Interactions,
-    movies: pd.DataFrame | None = None,
+    items: pd.DataFrame | None = None,
     fit_config: FitConfig = FitConfig(),
     world_config: WorldConfig = WorldConfig(),
     device: str | torch.device = "auto",
@@ -110,7 +110,14 @@ def build_world(
     checkpoint: str | Path | None = None,
 ) -> World:
     """Fit a World on ``interactions`` (ratings count as implicit feedback, except for
-    the explicit-rating ``mf`` model). ``checkpoint`` lets an interrupted fit resume."""
+    the explicit-rating ``mf`` model). ``checkpoint`` lets an interrupted fit resume.
+
+    Args:
+        items: item attributes (:func:`~shopgym.simulator.interactions.load_item_attributes`
+            or ``load_movies``): ``item``, ``genres`` (categories) and optionally
+            ``price``, which every catalogue item then needs. Without prices, prices are
+            drawn log-normally per category from the World's seed.
+    """
     device = resolve_device(device)
     started = time.perf_counter()
     split = leave_last_out(interactions)
@@ -129,10 +136,11 @@ def build_world(
             f"{world_config.min_item_events} training events; lower min_item_events"
         )
     item_ids = split.item_ids[catalogue]
-    if movies is not None:
-        categories, category_names = category_matrix(item_ids, movies)
+    if items is not None:
+        categories, category_names = category_matrix(item_ids, items)
     else:
         categories, category_names = torch.zeros(len(catalogue), 0), ()
+    prices = _catalogue_prices(item_ids, items, interactions.source)
     world = _assemble(
         model=fit.model.cpu(),
         model_name=fit.config.model,
@@ -140,6 +148,7 @@ def build_world(
         item_category=categories,
         item_popularity=torch.as_tensor(train_counts[catalogue]).float(),
         category_names=category_names,
+        item_price=prices,
         config=world_config,
         card={
             "name": f"{Path(interactions.source).parent.name}-{fit.config.model}",
@@ -167,7 +176,9 @@ def build_world(
                 "item_ids": item_ids.tolist(),
             },
             "shopper_ids": split.user_ids.tolist(),
-            "prices": "log-normal per first category, seeded (the data has no prices)",
+            "prices": "log-normal per first category, seeded (the data has no prices)"
+            if prices is None
+            else "from the item attributes",
             "world_config": asdict(world_config),
             "versions": {"python": platform.python_version(), "torch": torch.__version__},
         },
@@ -223,8 +234,10 @@ def _assemble(
     category_names: tuple[str, ...],
     config: WorldConfig,
     card: dict,
+    item_price: torch.Tensor | None = None,
 ) -> World:
-    """Add prices, the shopper split, the utility standardisation and the calibration."""
+    """Add prices (seeded, unless given), the shopper split, the utility
+    standardisation and the calibration."""
     # Independent streams from one seed for the split, the prices and the calibration sample.
     split_seed, price_seed, calibration_seed = derived_seeds(config.seed, 3)
     generator = torch.Generator().manual_seed(split_seed)
@@ -241,7 +254,9 @@ def _assemble(
         model_name=model_name,
         catalogue=catalogue.long(),
         item_category=item_category.float().contiguous(),
-        item_price=lognormal_prices(item_category, config.median_price, seed=price_seed),
+        item_price=lognormal_prices(item_category, config.median_price, seed=price_seed)
+        if item_price is None
+        else item_price.float().contiguous(),
         item_popularity=item_popularity.float().contiguous(),
         test_shopper=test_shopper,
         utility_shift=float(raw.mean()),
@@ -252,6 +267,20 @@ def _assemble(
     )
     calibration = calibrate(world, config.target(), beta=config.beta, seed=calibration_seed)
     return replace(world, calibration=calibration)
+
+
+def _catalogue_prices(item_ids: np.ndarray, items: pd.DataFrame | None, source: str) -> torch.Tensor | None:
+    """(M,) prices of the catalogue items from ``items``; ``None`` if it has no prices."""
+    if items is None or "price" not in items:
+        return None
+    price_of = dict(zip(items["item"].to_numpy(), items["price"].to_numpy(), strict=True))
+    missing = [int(item) for item in item_ids if int(item) not in price_of]
+    if missing:
+        raise DataError(
+            f"{source}: {len(missing)} catalogue item(s) have no price in the item attributes, "
+            f"e.g. item {missing[0]}"
+        )
+    return torch.tensor([price_of[int(item)] for item in item_ids], dtype=torch.float32)
 
 
 # ------------------------------------------------------------------ default World

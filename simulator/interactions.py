@@ -180,6 +180,71 @@ def _mapped(raw: pd.DataFrame, path: Path, columns: Mapping[str, str] | None, un
     return _validated(table[list(COLUMNS)], path, unit)
 
 
+_ITEM_ALIASES = {
+    "item": _HEADER_ALIASES["item"],
+    "categories": ("categories", "category", "genres", "genre"),
+    "price": ("price",),
+}
+
+
+def load_item_attributes(path: str | Path, columns: Mapping[str, str] | None = None) -> pd.DataFrame:
+    """Item categories and prices from a CSV, TSV or Parquet table with a header.
+
+    ``columns`` maps ``item`` (required: the item ids of the interactions),
+    ``categories`` (names joined by ``|``, as in MovieLens ``movies.csv``) and
+    ``price`` (positive) to header names; ``None`` finds them by name (``movieId``,
+    ``genres``, ``category``, ... are recognised). A MovieLens ``movies.csv`` loads
+    as it is.
+
+    Returns:
+        ``item`` (int64, unique), ``genres`` (list of str: the categories) and, if the
+        table has a price column, ``price`` (float64).
+    """
+    path = _existing_file(path)
+    if path.name.lower().endswith(PARQUET_SUFFIXES):
+        raw, unit = _read_parquet(path), "row"
+    else:
+        sep = "\t" if path.name.lower().removesuffix(".gz").endswith(".tsv") else ","
+        raw, unit = _read_table(path, sep=sep, header=0, first_data_line=2), "line"
+    lowered = {str(name).strip().lower(): str(name) for name in raw.columns}
+    mapping = (
+        dict(columns)
+        if columns
+        else {
+            ours: lowered[alias]
+            for ours, aliases in _ITEM_ALIASES.items()
+            for alias in reversed(aliases)  # the first alias wins
+            if alias in lowered
+        }
+    )
+    for ours, theirs in mapping.items():
+        if ours not in _ITEM_ALIASES:
+            raise DataError(f"{path}: unknown item column {ours!r}; use one of {tuple(_ITEM_ALIASES)}")
+        if theirs not in raw.columns:
+            raise DataError(f"{path}: column {theirs!r} (for {ours}) not in header {list(raw.columns)}")
+    if "item" not in mapping:
+        raise DataError(f"{path}: no item column found in header {list(raw.columns)}")
+    items = _numbers(raw[mapping["item"]], path, mapping["item"], integer=True, unit=unit)
+    repeated = items.duplicated()
+    if repeated.any():
+        raise DataError(
+            f"{path}, {unit} {items.index[repeated.argmax()]}: item {items[repeated].iloc[0]} repeats"
+        )
+    table = pd.DataFrame({"item": items.to_numpy()})
+    cells = raw[mapping["categories"]] if "categories" in mapping else pd.Series("", index=raw.index)
+    table["genres"] = [
+        [] if pd.isna(cell) or str(cell).strip() in ("", "(no genres listed)") else str(cell).split("|")
+        for cell in cells
+    ]
+    if "price" in mapping:
+        prices = _numbers(raw[mapping["price"]], path, mapping["price"], integer=False, unit=unit)
+        if (prices <= 0).any():
+            row = prices.index[(prices <= 0).argmax()]
+            raise DataError(f"{path}, {unit} {row}: price must be > 0, got {prices[row]}")
+        table["price"] = prices.to_numpy()
+    return table
+
+
 def _existing_file(path: str | Path) -> Path:
     path = Path(path)
     if not path.is_file():

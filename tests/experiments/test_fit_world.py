@@ -81,10 +81,41 @@ def test_column_mapping_reads_a_generic_file(tmp_path):
     assert World.load(out).num_shoppers == 60
 
 
+def test_item_attributes_give_categories_and_prices(tmp_path, capsys):
+    data = _write_ratings(tmp_path / "ratings.csv")
+    prices = {item: 1.0 + item for item in range(40)}
+    items = tmp_path / "items.csv"
+    items.write_text(
+        "id,kind,cost\n" + "".join(f"{i},{'even' if i % 2 == 0 else 'odd'},{p}\n" for i, p in prices.items())
+    )
+    out = tmp_path / "world"
+    argv = [
+        "fit",
+        "--data",
+        str(data),
+        "--items",
+        str(items),
+        "--item-columns",
+        "item=id,categories=kind,price=cost",
+    ]
+    assert main([*argv, "--out", str(out), *FAST]) == 0
+    world = World.load(out)
+    item_ids = world.card["catalogue"]["item_ids"]
+    assert world.item_price.tolist() == [prices[item] for item in item_ids]
+    assert world.category_names == ("even", "odd")
+    assert world.item_category[:, 0].tolist() == [float(item % 2 == 0) for item in item_ids]
+    assert world.card["prices"] == "from the item attributes"
+    # A catalogue item without a price is an error, not a silently generated price.
+    items.write_text("id,cost\n" + "".join(f"{i},{p}\n" for i, p in prices.items() if i != 5))
+    assert main([*argv[:-1], "item=id,price=cost", "--out", str(tmp_path / "w2"), *FAST]) == 2
+    assert "no price in the item attributes, e.g. item 5" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     ("extra", "named"),
     [
         (["--columns", "user"], "--columns"),
+        (["--items", "missing.csv"], "missing.csv"),
         (["--model", "mlp", "--layers", "7", "3"], "--layers"),
         (["--lr", "0"], "--lr"),
         (["--world.click-target", "obd:kids"], "kids"),

@@ -15,6 +15,7 @@ from shopgym.simulator.errors import DataError
 from shopgym.simulator.interactions import (
     embedded_ratings_path,
     file_sha256,
+    load_item_attributes,
     load_movies,
     load_ratings,
     read_csv,
@@ -276,6 +277,49 @@ def test_load_movies_bad_inputs(tmp_path, content, expected):
 def test_load_movies_missing_file(tmp_path):
     with pytest.raises(DataError, match="file not found"):
         load_movies(tmp_path / "movies.csv")
+
+
+# ------------------------------------------------------------------ item attributes
+def test_item_attributes_read_a_movielens_movies_file_as_it_is(tmp_path):
+    path = write(tmp_path, "movies.csv", MOVIES_HEADER + "1,A,Action|Crime\n2,B,(no genres listed)\n")
+    items = load_item_attributes(path)
+    assert items["item"].tolist() == [1, 2] and items["genres"].tolist() == [["Action", "Crime"], []]
+    assert "price" not in items
+
+
+def test_item_attributes_with_a_column_mapping_and_prices(tmp_path):
+    path = write(tmp_path, "items.tsv", "sku\tcat\tunit_price\n7\tshoes\t19.5\n3\t\t2\n")
+    items = load_item_attributes(path, {"item": "sku", "categories": "cat", "price": "unit_price"})
+    assert items["item"].tolist() == [7, 3] and str(items["item"].dtype) == "int64"
+    assert items["genres"].tolist() == [["shoes"], []]
+    assert items["price"].tolist() == [19.5, 2.0]
+
+
+def test_item_attributes_from_parquet(tmp_path):
+    pytest.importorskip("pyarrow")
+    path = tmp_path / "items.parquet"
+    pd.DataFrame({"item_id": [1, 2], "category": ["a|b", "c"], "price": [1.0, 0.0]}).to_parquet(path)
+    with pytest.raises(DataError, match="row 2: price must be > 0"):
+        load_item_attributes(path)
+
+
+@pytest.mark.parametrize(
+    ("content", "columns", "expected"),
+    [
+        ("item,price\n1,3\n1,4\n", None, "line 3: item 1 repeats"),
+        ("item,price\n1,3\n2,cheap\n", None, "line 3: price must be a finite number"),
+        ("item,price\n1,3\n2,-1\n", None, "line 3: price must be > 0"),
+        ("item,price\n1,3\nx,4\n", None, "line 3: item must be an integer"),
+        ("sku,price\n1,3\n", None, "no item column"),
+        ("item,price\n1,3\n", {"item": "item", "colour": "price"}, "unknown item column 'colour'"),
+        ("item,price\n1,3\n", {"item": "item", "price": "cost"}, "column 'cost'"),
+    ],
+)
+def test_item_attributes_bad_inputs(tmp_path, content, columns, expected):
+    path = write(tmp_path, "items.csv", content)
+    with pytest.raises(DataError, match=expected) as info:
+        load_item_attributes(path, columns)
+    assert str(path) in str(info.value)
 
 
 @pytest.mark.parametrize("bad_id", ["inf", "2.5"])

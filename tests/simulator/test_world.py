@@ -547,7 +547,7 @@ def test_build_world_from_a_plain_ratings_file_without_categories(tmp_path):
     )
     world = build_world(
         load_ratings(path),
-        movies=None,
+        items=None,
         fit_config=FitConfig(model="bpr", dim=8, epochs=3),
         world_config=WorldConfig(min_item_events=1),
         device="cpu",
