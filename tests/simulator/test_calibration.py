@@ -360,3 +360,18 @@ def test_calibration_round_trips_through_its_dict(calibrations):
         target=saved["target"],
     )
     assert again == calibration
+
+
+def test_calibration_recovers_the_constants_behind_a_synthetic_random_policy_log(synthetic):
+    # A log whose truth is known: the simulator itself, with known position logits and
+    # no-click utility, shown uniformly random slates; calibrating to that log's counts
+    # must recover the constants within the log's sampling error.
+    truth = calibrate(synthetic, ClickTarget.stated(0.3, 3, decay=0.5), seed=1)
+    log = simulate_position_ctr(replace(synthetic, calibration=truth), 3, slates=200_000, seed=2)
+    target = ClickTarget.from_counts(log["clicks"].to_numpy(), log["impressions"].to_numpy(), "synthetic log")
+    fitted = calibrate(synthetic, target, seed=3)
+    print(f"\ntrue {truth.position_logits}, {truth.no_click_utility}")
+    print(f"fitted {fitted.position_logits}, {fitted.no_click_utility}")
+    np.testing.assert_allclose(fitted.position_logits, truth.position_logits, atol=0.05)
+    assert fitted.no_click_utility == pytest.approx(truth.no_click_utility, abs=0.05)
+    assert fitted.target["source"] == "synthetic log"
