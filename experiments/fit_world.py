@@ -70,7 +70,8 @@ def fit_world(config: FitWorldConfig) -> World:
         interactions, items, fit_config, config.world, device, config.progress, checkpoint=checkpoint
     )
     world.save(config.out)  # card.json last: a folder without it is not a World
-    checkpoint.unlink()  # the fit is done; a new fit into this folder starts afresh
+    for path in config.out.glob("fit-checkpoint*.pt"):  # the fit is done; a new fit starts afresh
+        path.unlink()
     print(describe_world(world))
     print(f"\nwrote {config.out} (World hash {world.hash})")
     return world

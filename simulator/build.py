@@ -92,6 +92,8 @@ class WorldConfig:
 
         campaign = self.click_target.removeprefix("obd:")
         table = load_obd(campaign=campaign, policy="random").position_ctr()
+        if table["position"].tolist() != list(range(len(table))):
+            raise DataError(f"OBD random/{campaign}: positions {table['position'].tolist()} are not 0..k-1")
         target = ClickTarget.from_counts(
             table["clicks"].to_numpy(),
             table["impressions"].to_numpy(),

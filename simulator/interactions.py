@@ -8,7 +8,8 @@ Readers accept the embedded MovieLens data, MovieLens files at a path the user
 gives (``u.data``, ``ratings.dat``, ``ratings.csv``) and any CSV, TSV or Parquet table
 with a header whose columns can be mapped onto those four. A bad file gives a
 :class:`DataError` that names the file, the line (for Parquet: the 1-based row) and the
-problem; nothing is silently dropped.
+problem. Nothing is dropped except blank lines (and lines whose every field is empty,
+which the CSV reader cannot tell from blank ones).
 """
 
 from __future__ import annotations
@@ -275,6 +276,8 @@ def _read_table(path: Path, sep: str, header: int | None, first_data_line: int) 
     except (OSError, UnicodeDecodeError, EOFError) as exc:
         raise DataError(f"{path}: cannot read the file ({exc})") from exc
     table.index = table.index + first_data_line
+    # Blank lines go; pandas reads them exactly like a line of empty fields (",,,"),
+    # so such a line is skipped as blank too.
     table = table[~(table.isna() | (table == "")).all(axis=1)]
     if table.empty:
         raise DataError(f"{path}: no data rows (the file is empty or blank)")

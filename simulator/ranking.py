@@ -14,6 +14,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from shopgym.simulator.errors import DataError
 from shopgym.simulator.splits import Split
 
 # Scores a batch of users against all items: (B,) user indices -> (B, M) scores.
@@ -47,7 +48,7 @@ def full_ranking_ranks(
         batch = torch.as_tensor(held_out[start : start + batch_size], device=device)
         users, targets = batch[:, 0], batch[:, 1]
         with torch.no_grad():
-            scores = scorer(users).float().clone()  # masked in place below
+            scores = _finite_scores(scorer(users)).clone()  # masked in place below
         # Mask items each user already consumed (rows: position in this batch).
         row_of_user = torch.full((int(users.max()) + 1,), -1, device=device, dtype=torch.long)
         row_of_user[users] = torch.arange(len(users), device=device)
@@ -95,10 +96,19 @@ def sampled_ranks(
         negatives[row] = drawn
     users = torch.as_tensor(held_out[:, 0], device=device)
     with torch.no_grad():
-        scores = scorer(users).float()
+        scores = _finite_scores(scorer(users))
     target_scores = scores.gather(1, torch.as_tensor(held_out[:, 1:2], device=device))
     negative_scores = scores.gather(1, torch.as_tensor(negatives, device=device))
     return (negative_scores >= target_scores).sum(1)
+
+
+def _finite_scores(scores: torch.Tensor) -> torch.Tensor:
+    """``scores`` as float32; NaN is refused, since it compares false with everything
+    and would rank first."""
+    scores = scores.float()
+    if bool(scores.isnan().any()):
+        raise ValueError(f"the scorer returned NaN for {int(scores.isnan().sum())} (user, item) pairs")
+    return scores
 
 
 def metrics_from_ranks(ranks: torch.Tensor, k: int) -> dict[str, float]:
@@ -133,8 +143,13 @@ def ranking_report(scorer: Scorer, split: Split, device: torch.device | str = "c
     full_20 = metrics_from_ranks(ranks, 20)
     everything = np.concatenate([seen, split.test])
     # 100 negatives as in He et al. 2017, fewer when a small catalogue has fewer left.
-    most_interacted = np.bincount(everything[:, 0], minlength=split.num_users).max()
+    distinct_pairs = np.unique(everything, axis=0)
+    most_interacted = np.bincount(distinct_pairs[:, 0], minlength=split.num_users).max()
     negatives = int(min(100, split.num_items - most_interacted))
+    if negatives < 1:
+        raise DataError(
+            f"a user interacted with all {split.num_items} items: no negatives left for the sampled metrics"
+        )
     sampled_ranks_ = sampled_ranks(scorer, split.test, everything, split.num_items, negatives, device=device)
     sampled = metrics_from_ranks(sampled_ranks_, 10)
     return {

@@ -3,25 +3,30 @@
 One loop serves every model; the objective follows the model name:
 
 - ``mf``: squared error on explicit ratings (biased MF);
-- ``bpr``: BPR, each positive against ``negatives`` uniformly drawn items (Rendle et al.
-  2009, who draw one);
+- ``bpr``: BPR, each positive against ``negatives`` items drawn uniformly from those
+  the user has no training event with (Rendle et al. 2009, who draw one);
 - ``gmf``, ``mlp``, ``neumf``: pointwise log loss on each positive and ``negatives``
-  uniformly drawn items (He et al. 2017); ``neumf`` may start from a GMF and an MLP
-  fitted first (``pretrain``).
+  items drawn the same way (He et al. 2017); ``neumf`` may start from a GMF and an MLP
+  fitted first (``pretrain``), and is then fine-tuned with Adam (He et al. use plain
+  SGD for that step).
 
 Every epoch ends with validation NDCG@10 (full ranking); training stops after
 ``patience`` epochs without improvement and keeps the best epoch's parameters. A
-checkpoint written after each epoch lets an interrupted fit resume exactly.
+checkpoint written after each epoch (and one per pre-trained part) lets an
+interrupted fit resume exactly.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import torch
 from torch import nn
 from tqdm.auto import tqdm
@@ -69,7 +74,9 @@ class FitConfig:
     patience: int | None = None
     """Epochs without validation NDCG@10 improvement before stopping."""
     pretrain: bool | None = None
-    """NeuMF only: start from a GMF and an MLP fitted first with their own defaults."""
+    """NeuMF only: start from a GMF and an MLP fitted first, with their own default lr,
+    weight decay and epochs; the other settings (dim, layers, batch size, negatives,
+    patience, seed) are NeuMF's."""
     seed: int = 0
     """Seed of the initial parameters, the shuffles and the sampled negatives."""
     amp: bool = False
@@ -177,6 +184,7 @@ def fit_model(
         checkpoint: a file updated after every epoch; if it exists, the fit resumes from it.
     """
     config = config.resolved()
+    checkpoint = None if checkpoint is None else Path(checkpoint)
     if len(split.valid) == 0:
         raise DataError("no validation events to stop on: every user has fewer than 3 events")
     if config.model == "mf" and split.train_values is None:
@@ -192,15 +200,18 @@ def fit_model(
             part_config = dataclasses.replace(
                 config, model=part, **{k: None for k in ("lr", "weight_decay", "epochs", "pretrain")}
             )
-            pretrained[part] = fit_model(split, part_config, device, progress)
+            part_checkpoint = None if checkpoint is None else checkpoint.with_suffix(f".{part}.pt")
+            pretrained[part] = fit_model(split, part_config, device, progress, part_checkpoint)
         model = NeuMF.from_pretrained(pretrained["gmf"].model, pretrained["mlp"].model)
     model = model.to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     generator = torch.Generator().manual_seed(train_seed)
     state = {"epoch": 0, "history": [], "best_epoch": 0, "best_ndcg": -1.0, "best_state": None}
-    if checkpoint is not None and Path(checkpoint).is_file():
-        state = _resume(Path(checkpoint), model, optimizer, generator, config)
+    data = _fingerprint(split)
+    if checkpoint is not None and checkpoint.is_file():
+        state = _resume(checkpoint, model, optimizer, generator, config, data)
     train = torch.as_tensor(split.train, device=device)
+    positive_keys = _pair_keys(torch.as_tensor(split.train), split.num_items).unique()  # sorted
     values = split.train_values
     targets = None if values is None else torch.as_tensor(values, device=device, dtype=torch.float32)
     bar = tqdm(
@@ -213,7 +224,10 @@ def fit_model(
         if epoch - state["best_epoch"] > config.patience:
             break
         model.train()
-        loss = _train_epoch(model, optimizer, train, targets, split.num_items, config, generator, device)
+        negatives = _sample_negatives(split.train[:, 0], positive_keys, split.num_items, config, generator)
+        loss = _train_epoch(model, optimizer, train, targets, negatives.to(device), config, generator, device)
+        if not math.isfinite(loss):
+            raise ConfigError(f"the {config.model} fit diverged at epoch {epoch} (loss {loss}); lower --lr")
         model.eval()
         with torch.no_grad():
             metrics = full_ranking_metrics(
@@ -226,7 +240,7 @@ def fit_model(
             state["best_state"] = {k: v.detach().clone() for k, v in model.state_dict().items()}
         state["epoch"] = epoch
         if checkpoint is not None:
-            _save_checkpoint(Path(checkpoint), model, optimizer, generator, config, state)
+            _save_checkpoint(checkpoint, model, optimizer, generator, config, state, data)
     model.load_state_dict(state["best_state"])
     model.eval()
     return FitResult(
@@ -244,15 +258,14 @@ def _train_epoch(
     optimizer: torch.optim.Optimizer,
     train: torch.Tensor,
     ratings: torch.Tensor | None,
-    num_items: int,
+    negatives: torch.Tensor,
     config: FitConfig,
     generator: torch.Generator,
     device: torch.device,
 ) -> float:
-    """One pass over the training events in random order; returns the mean loss."""
+    """One pass over the (E, 2) training events in random order, each with its row of
+    the (E, n) ``negatives``; returns the mean loss."""
     order = torch.randperm(len(train), generator=generator).to(device)
-    extra = 0 if config.model == "mf" else config.negatives
-    negatives = torch.randint(num_items, (len(train), max(extra, 1)), generator=generator).to(device)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=config.amp and device.type == "cuda")
     total = 0.0
     for start in range(0, len(train), config.batch_size):
@@ -281,10 +294,51 @@ def _train_epoch(
     return total / len(train)
 
 
-def _save_checkpoint(path, model, optimizer, generator, config, state) -> None:
+def _pair_keys(pairs: torch.Tensor, num_items: int) -> torch.Tensor:
+    """(n, 2) (user, item) pairs -> (n,) int64 keys user * num_items + item."""
+    return pairs[:, 0].long() * num_items + pairs[:, 1].long()
+
+
+def _sample_negatives(
+    users: np.ndarray,
+    positive_keys: torch.Tensor,
+    num_items: int,
+    config: FitConfig,
+    generator: torch.Generator,
+    max_rounds: int = 100,
+) -> torch.Tensor:
+    """(E, n) items drawn uniformly for the users of E training events, redrawn while
+    the user has a training event with them (at most ``max_rounds`` times, which only a
+    user who consumed nearly the whole catalogue can exhaust). ``positive_keys``:
+    sorted :func:`_pair_keys` of the training events. ``mf`` needs none: (E, 1) unused."""
+    count = 1 if config.model == "mf" else config.negatives
+    users = torch.as_tensor(users)[:, None].expand(-1, count)
+    negatives = torch.randint(num_items, users.shape, generator=generator)
+    if config.model == "mf":
+        return negatives
+    for _ in range(max_rounds):
+        keys = users * num_items + negatives
+        found = positive_keys[torch.searchsorted(positive_keys, keys).clamp(max=len(positive_keys) - 1)]
+        clash = found == keys
+        if not bool(clash.any()):
+            break
+        negatives[clash] = torch.randint(num_items, (int(clash.sum()),), generator=generator)
+    return negatives
+
+
+def _fingerprint(split: Split) -> str:
+    """Identifies the data a fit trains and stops on, so a checkpoint resumes only on it."""
+    digest = hashlib.sha256(f"{split.num_users},{split.num_items}".encode())
+    for array in (split.train, split.valid, split.train_values):
+        digest.update(b"|" if array is None else np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()
+
+
+def _save_checkpoint(path, model, optimizer, generator, config, state, data) -> None:
     temporary = path.with_name(path.name + ".tmp")
     torch.save(
         {
+            "data": data,
             "config": config.to_dict(),
             "model": model.state_dict(),
             "optimizer": optimizer.state_dict(),
@@ -296,11 +350,13 @@ def _save_checkpoint(path, model, optimizer, generator, config, state) -> None:
     temporary.replace(path)
 
 
-def _resume(path, model, optimizer, generator, config) -> dict:
+def _resume(path, model, optimizer, generator, config, data) -> dict:
     try:
-        saved = torch.load(path, weights_only=True)
+        saved = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # a truncated or foreign file: say which
         raise DataError(f"{path}: cannot resume from this checkpoint ({exc})") from exc
+    if saved.get("data") != data:
+        raise ConfigError(f"{path} was written by a fit on other data; delete it or change --out")
     # Only the epoch budget may differ: a fit stopped at its budget can be continued with a larger one.
     if _without_epochs(saved.get("config", {})) != _without_epochs(config.to_dict()):
         raise ConfigError(f"{path} was written by a fit with other settings; delete it or change --out")

@@ -151,10 +151,11 @@ def test_position_click_rates_are_per_impression_rates(synthetic, calibrations):
     no_click = calibration.beta * calibration.no_click_utility
     direct = (logits.exp() / (logits.exp().sum(1, keepdim=True) + math.exp(no_click))).mean(0)
     torch.testing.assert_close(rates.double(), direct, rtol=1e-5, atol=1e-7)
-    # A longer slate extends the position logits by their last step.
+    # A longer slate keeps the last position's logit for the extra positions.
     longer = position_click_rates(synthetic, calibration, SLATE_SIZE + 2, samples=5000, seed=3)
     assert longer.shape == (SLATE_SIZE + 2,)
-    assert bool((longer.diff() < 0).all())
+    bias = calibration.position_bias(SLATE_SIZE + 2)
+    assert bias[SLATE_SIZE:].tolist() == pytest.approx([calibration.position_logits[-1]] * 2)
 
 
 # ----------------------------------------------------------------------------- simulation

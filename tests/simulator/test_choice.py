@@ -33,7 +33,7 @@ def choice_inputs(draw, max_utility: float = 30.0):
     beta = draw(st.floats(0.01, 10.0))
     no_click = draw(st.floats(-max_utility, max_utility))
     decay = draw(st.floats(0.0, 3.0))
-    # Calibrated for the first few positions only; the rest continue the last step.
+    # Calibrated for the first few positions only; the rest stay level with the last.
     calibrated = draw(st.integers(1, k))
     bias = Calibration(position_logits=decay_logits(decay, calibrated)).position_bias(k)
     return torch.from_numpy(utility), beta, no_click, bias
@@ -167,15 +167,17 @@ def test_sample_choice_batch_rows_are_independent():
     calibrated=st.integers(2, 8),
 )
 def test_position_bias_lowers_later_positions(k, utility, decay, beta, calibrated):
-    # Fewer calibrated positions than the slate has: the extension keeps the last step.
-    bias = Calibration(position_logits=decay_logits(decay, min(calibrated, k))).position_bias(k)
+    # Fewer calibrated positions than the slate may have: the extension stays level.
+    calibrated = min(calibrated, k)
+    bias = Calibration(position_logits=decay_logits(decay, calibrated)).position_bias(k)
     assert bias.shape == (k,)
     assert float(bias[0]) == 0.0
     probabilities = choice_probabilities(torch.full((1, k), utility), beta, 0.0, bias)[0, :k]
-    assert bool((probabilities[1:] < probabilities[:-1]).all())
-    # The ratio of neighbouring positions is exp(-decay).
+    assert bool((probabilities[1:calibrated] < probabilities[: calibrated - 1]).all())
+    # The ratio of neighbouring calibrated positions is exp(-decay), of later ones 1.
     ratios = probabilities[1:] / probabilities[:-1]
-    assert torch.allclose(ratios, torch.full_like(ratios, math.exp(-decay)), rtol=1e-4)
+    expected = torch.tensor([math.exp(-decay)] * (calibrated - 1) + [1.0] * (k - calibrated))
+    assert torch.allclose(ratios, expected.to(ratios.dtype), rtol=1e-4)
 
 
 @pytest.mark.parametrize("logits", [(0.0,), decay_logits(0.0, 3), decay_logits(0.0, 5)])
@@ -190,11 +192,11 @@ def test_decay_logits():
     assert decay_logits(0.3, 1) == (0.0,)
 
 
-def test_position_bias_is_cut_or_extended_by_the_last_step():
+def test_position_bias_is_cut_or_extended_level_with_the_last_position():
     calibration = Calibration(position_logits=(0.0, -0.5, -0.7))
     assert calibration.position_bias(2).tolist() == pytest.approx([0.0, -0.5])
     assert calibration.position_bias(3).tolist() == pytest.approx([0.0, -0.5, -0.7])
-    assert calibration.position_bias(6).tolist() == pytest.approx([0.0, -0.5, -0.7, -0.9, -1.1, -1.3])
+    assert calibration.position_bias(6).tolist() == pytest.approx([0.0, -0.5, -0.7, -0.7, -0.7, -0.7])
     assert calibration.position_bias(6).dtype == torch.float32
     # A single calibrated position: every later position stays level with it.
     assert Calibration(position_logits=(0.0,)).position_bias(4).tolist() == [0.0] * 4

@@ -15,7 +15,16 @@ import torch
 from shopgym.experiments.fit_benchmark import METRICS, FitBenchmarkConfig, run_fit_benchmark
 from shopgym.simulator.errors import ConfigError
 from shopgym.simulator.interactions import Interactions
-from shopgym.simulator.models import GMF, MLP, MODEL_DEFAULTS, FitConfig, NeuMF, build_model, fit_model
+from shopgym.simulator.models import (
+    GMF,
+    MLP,
+    MODEL_DEFAULTS,
+    FitConfig,
+    NeuMF,
+    build_model,
+    fit_model,
+    training,
+)
 from shopgym.simulator.models.base import PreferenceModel
 from shopgym.simulator.ranking import full_ranking_metrics, popularity_scorer, ranking_report, sampled_ranks
 from shopgym.simulator.splits import Split, leave_last_out
@@ -31,7 +40,14 @@ FAST = {
     "gmf": FitConfig(model="gmf", dim=8, epochs=25, batch_size=128, lr=0.02, weight_decay=0.0, patience=100),
     "mlp": FitConfig(model="mlp", layers=(32, 16, 8), epochs=40, batch_size=128, lr=0.02, patience=100),
     "neumf": FitConfig(
-        model="neumf", dim=8, layers=(32, 16, 8), epochs=10, batch_size=128, lr=0.005, patience=100
+        # lr and epochs differ from the GMF and MLP defaults, which its pre-training must use.
+        model="neumf",
+        dim=8,
+        layers=(32, 16, 8),
+        epochs=10,
+        batch_size=128,
+        lr=0.004,
+        patience=100,
     ),
 }
 
@@ -122,8 +138,9 @@ def test_neumf_pretraining_fits_gmf_and_mlp_first(fitted):
     assert fit.pretrained["gmf"].config.dim == fit.config.dim
     assert fit.pretrained["mlp"].config.layers == fit.config.layers
     # The pretrained parts use their own defaults for the optimiser and the epoch budget.
-    assert fit.pretrained["gmf"].config.lr == MODEL_DEFAULTS["gmf"]["lr"]
-    assert fit.wall_time_s > fit.pretrained["gmf"].wall_time_s + fit.pretrained["mlp"].wall_time_s
+    for part in ("gmf", "mlp"):
+        assert fit.pretrained[part].config.lr == MODEL_DEFAULTS[part]["lr"] != fit.config.lr
+        assert fit.pretrained[part].config.epochs == MODEL_DEFAULTS[part]["epochs"] != fit.config.epochs
 
 
 # ----------------------------------------------------------------------------- rebuilding, seeds, resuming
@@ -186,6 +203,33 @@ def test_an_interrupted_fit_resumes_exactly(name, tmp_path):
     expected = parameters(uninterrupted.model)
     for key, value in parameters(resumed.model).items():
         assert torch.equal(value, expected[key]), key
+
+
+def test_resuming_on_other_data_is_refused(tmp_path):
+    checkpoint = tmp_path / "fit.pt"
+    first = low_rank_split(seed=2)[0]
+    fit_model(first, replace(FAST["bpr"], epochs=1), progress=False, checkpoint=checkpoint)
+    with pytest.raises(ConfigError, match="other data"):
+        fit_model(low_rank_split(seed=3)[0], FAST["bpr"], progress=False, checkpoint=checkpoint)
+
+
+def test_a_diverged_fit_is_a_clear_error(monkeypatch):
+    monkeypatch.setattr(training, "_train_epoch", lambda *args: math.nan)
+    with pytest.raises(ConfigError, match=r"diverged at epoch 1 .*lower --lr"):
+        fit_model(low_rank_split()[0], FAST["bpr"], progress=False)
+
+
+def test_negatives_are_items_the_user_has_no_training_event_with():
+    # User 0 consumed items 0..19, user 1 items 10..29: two thirds of the first draws clash.
+    num_items = 30
+    train = np.array([(user, item) for user in (0, 1) for item in range(10 * user, 10 * user + 20)])
+    keys = training._pair_keys(torch.as_tensor(train), num_items).unique()
+    generator = torch.Generator().manual_seed(0)
+    users = np.repeat([0, 1], 50)
+    negatives = training._sample_negatives(users, keys, num_items, FAST["bpr"].resolved(), generator)
+    assert negatives.shape == (100, MODEL_DEFAULTS["bpr"]["negatives"])
+    assert set(negatives[:50].flatten().tolist()) == set(range(20, 30))
+    assert set(negatives[50:].flatten().tolist()) == set(range(10))
 
 
 def test_resuming_with_other_settings_is_refused(tmp_path):
@@ -292,6 +336,18 @@ def test_ranking_report_hand_example():
         table_scorer(scores), split.test, split.consumed_before_test(), num_items, k=13
     )
     assert full["ndcg@13"] == pytest.approx((1 + 1 / math.log2(user0_rank + 2)) / 2)
+    # Repeated events do not count as more consumed items: the same 12 negatives remain.
+    repeated = replace(split, train=np.concatenate([train, train]), train_values=np.ones(2 * len(train)))
+    assert ranking_report(table_scorer(scores), repeated) == report
+
+
+def test_nan_scores_are_refused_not_ranked_first():
+    split, _ = low_rank_split()
+    nan_scorer = table_scorer(torch.full((split.num_users, split.num_items), math.nan))
+    with pytest.raises(ValueError, match="NaN"):
+        full_ranking_metrics(nan_scorer, split.test, split.consumed_before_test(), split.num_items)
+    with pytest.raises(ValueError, match="NaN"):
+        sampled_ranks(nan_scorer, split.test, split.consumed_before_test(), split.num_items, 10)
 
 
 # ----------------------------------------------------------------------------- the fit benchmark

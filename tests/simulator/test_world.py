@@ -113,6 +113,15 @@ def test_tampered_ground_truth_in_card_gives_hash_mismatch(synthetic, tmp_path):
         World.load(folder)
 
 
+def test_a_card_without_its_hash_is_refused(synthetic, tmp_path):
+    folder = synthetic.save(tmp_path / "world")
+    card = json.loads((folder / "card.json").read_text())
+    del card["world_hash"]
+    (folder / "card.json").write_text(json.dumps(card))
+    with pytest.raises(DataError, match="hash mismatch"):
+        World.load(folder)
+
+
 def test_provenance_edits_do_not_change_the_hash(synthetic, tmp_path):
     folder = synthetic.save(tmp_path / "world")
     card = json.loads((folder / "card.json").read_text())
