@@ -191,10 +191,10 @@ def simulate_position_ctr(
     # With N = k candidates, any ordering of them is a uniformly random slate of k items.
     slate = torch.arange(slate_size, device=world.device).expand(batch, -1)
     clicks = torch.zeros(slate_size, dtype=torch.long, device=world.device)
-    rounds = -(-slates // batch)
-    for _ in range(rounds):
-        clicks += simulator.step(slate, check=False).clicks.sum(0)
-    clicks, impressions = clicks.cpu().numpy(), np.full(slate_size, rounds * batch)
+    for start in range(0, slates, batch):
+        # Every shopper steps (the batch is fixed); the last round counts only what is left.
+        clicks += simulator.step(slate, check=False).clicks[: slates - start].sum(0)
+    clicks, impressions = clicks.cpu().numpy(), np.full(slate_size, slates)
     low, high = wilson_interval(clicks, impressions)
     ctr = clicks / impressions
     return pd.DataFrame({"impressions": impressions, "clicks": clicks, "ctr": ctr, "low": low, "high": high})
