@@ -39,7 +39,7 @@ from shopgym.simulator.splits import Split, leave_last_out
 METRICS = ("hr@10", "ndcg@10", "recall@20", "sampled_hr@10", "sampled_ndcg@10")
 
 # implicit's models, chosen on validation NDCG@10 like ours (docs/benchmarks.md): BPR
-# 0.034 (0.032 with 64 factors and its default 100 epochs); ALS 0.046.
+# 0.033 (0.032 with 64 factors and its default 100 epochs); ALS 0.046.
 LIBRARY_DEFAULTS: dict[str, dict] = {
     "implicit-bpr": {"factors": 128, "learning_rate": 0.01, "regularization": 0.01, "iterations": 60},
     "implicit-als": {"factors": 64, "regularization": 0.01, "alpha": 1.0, "iterations": 15},
