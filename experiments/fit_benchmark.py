@@ -5,7 +5,8 @@ Each model is fitted on the leave-last-out split of the embedded MovieLens data
 hyperparameters, once per seed, and scored on ``split.test`` with
 :func:`~shopgym.simulator.ranking.ranking_report`. Popularity and, when the optional
 ``implicit`` package is installed (``pip install 'shopgym[bench]'``), implicit's BPR
-and ALS fitted on exactly the same training pairs are scored alongside as references.
+and ALS fitted on the same training pairs (as a binary user-item matrix, so a repeated
+pair counts once) are scored alongside as references.
 
 The table shows, per model, the mean over seeds with a 95% bootstrap interval over
 seeds, and NDCG@10 minus popularity's with a 95% paired bootstrap interval over the

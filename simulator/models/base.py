@@ -31,8 +31,9 @@ class PreferenceModel(nn.Module, ABC):
 
     @abstractmethod
     def penalty(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-        """Squared norm of the embedding rows that (B,) users and (B, n) items use
-        (the L2 term of the loss; only the rows in a batch are penalised)."""
+        """Squared norm of the embedding rows (and, for MF, the biases) that (B,) users
+        and (B, n) items use (the L2 term of the loss; only the rows in a batch are
+        penalised)."""
 
     @abstractmethod
     def item_representation(self) -> torch.Tensor:
