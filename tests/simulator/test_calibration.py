@@ -30,6 +30,8 @@ from shopgym.simulator.errors import ConfigError
 from shopgym.simulator.shoppers import ShopperSimulator
 from shopgym.simulator.world import Calibration
 
+from .helpers import sub_catalogue
+
 SLATE_SIZE = 5
 LEVELS = [0.05, 0.15, 0.5]
 DECAYS = [0.0, 0.3, 1.0]
@@ -328,13 +330,7 @@ def test_invalid_beta(synthetic, beta):
 
 def test_a_slate_longer_than_the_catalogue_is_unreachable(synthetic):
     keep = torch.arange(6)
-    small = replace(
-        synthetic,
-        catalogue=synthetic.catalogue[keep],
-        item_category=synthetic.item_category[keep],
-        item_price=synthetic.item_price[keep],
-        item_popularity=synthetic.item_popularity[keep],
-    )
+    small = sub_catalogue(synthetic, keep)
     with pytest.raises(ConfigError, match="does not fit a catalogue of 6"):
         calibrate(small, ClickTarget.stated(0.1, 7), samples=100)
     calibrate(small, ClickTarget.stated(0.1, 6), samples=100)  # a slate of all 6 items fits

@@ -18,6 +18,8 @@ from shopgym.simulator.errors import ConfigError, SlateError
 from shopgym.simulator.shoppers import ShopperSimulator
 from shopgym.simulator.world import decay_logits
 
+from .helpers import sub_catalogue
+
 OBSERVATION_KEYS = {
     "candidate_ids",
     "candidate_features",
@@ -298,13 +300,7 @@ def test_exact_features_follow_the_catalogue(synthetic):
     """A World selling a subset of the model's items, in another order, describes each
     World item by its own model item."""
     keep = torch.arange(synthetic.num_items - 1, -1, -2)  # every other item, reversed
-    world = replace(
-        synthetic,
-        catalogue=synthetic.catalogue[keep],
-        item_category=synthetic.item_category[keep],
-        item_price=synthetic.item_price[keep],
-        item_popularity=synthetic.item_popularity[keep],
-    )
+    world = sub_catalogue(synthetic, keep)
     sim = simulator(world, ShopperConfig(slate_size=3, num_candidates=5, item_features="exact"), batch=1)
     latent = sim.item_features()[:, 2 + world.num_categories :]
     truth = torch.cat([synthetic.model.item_embedding, synthetic.model.item_bias[:, None]], 1)[keep]

@@ -22,6 +22,8 @@ from shopgym.simulator.interactions import embedded_ratings_path, file_sha256, l
 from shopgym.simulator.models import FitConfig, MatrixFactorization, build_model
 from shopgym.simulator.world import FORMAT_VERSION, TENSOR_NAMES, Calibration, World
 
+from .helpers import sub_catalogue
+
 TINY_MF = FitConfig(model="bpr", dim=4, epochs=1, batch_size=4096, patience=1)
 FLOAT_TENSORS = [name for name in TENSOR_NAMES if name not in ("catalogue", "test_shopper")]
 MF_PARAMETERS = ["user_embedding", "item_embedding", "user_bias", "item_bias", "global_bias"]
@@ -413,13 +415,7 @@ def test_utilities_go_through_the_catalogue(synthetic):
     """World item i is the model's item catalogue[i]: a World selling a subset of the
     model's items, in another order, scores each of them as the model does."""
     keep = torch.tensor([7, 3, 30, 12, 0, 25])
-    world = replace(
-        synthetic,
-        catalogue=synthetic.catalogue[keep],
-        item_category=synthetic.item_category[keep],
-        item_price=synthetic.item_price[keep],
-        item_popularity=synthetic.item_popularity[keep],
-    )
+    world = sub_catalogue(synthetic, keep)
     assert world.num_items == 6
     users = torch.tensor([0, 5, 199])
     items = torch.tensor([[0, 1, 2], [5, 4, 3], [1, 1, 0]])
