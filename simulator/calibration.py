@@ -152,6 +152,9 @@ def calibrate(
             break
         free = free + wanted.log() - rates.log()
         free = free - free[0]
+    else:  # out of rounds: measure where the last update landed
+        rates = torch.softmax(scores + free, dim=1).mean(0)
+        error = float((rates.log() - wanted.log()).abs().max())
     if not error <= 1e-6:  # also catches NaN
         raise ConfigError(
             f"calibration missed the target {target.ctr} at beta {beta} (largest log error {error:.2g}): "
