@@ -15,7 +15,7 @@ import torch
 import shopgym.simulator.build as build
 import shopgym.simulator.models as models
 import shopgym.simulator.models.training as training
-from shopgym.simulator.build import WorldConfig, build_world, default_world, resolve_world
+from shopgym.simulator.build import WorldConfig, build_world, default_world, resolve_world, save_atomically
 from shopgym.simulator.calibration import position_click_rates
 from shopgym.simulator.errors import ConfigError, DataError
 from shopgym.simulator.interactions import embedded_ratings_path, file_sha256, load_ratings
@@ -564,3 +564,12 @@ def test_build_world_from_a_plain_ratings_file_without_categories(tmp_path):
     assert set(world.card["fit"]["test_metrics"]) == {"bpr", "popularity"}
     assert world.card["data"]["sha256"] == load_ratings(path).sha256
     assert World.load(world.save(tmp_path / "world")).hash == world.hash
+
+
+def test_save_atomically_keeps_a_world_already_there_and_leaves_no_staging(synthetic, tmp_path):
+    folder = tmp_path / "worlds" / "w"
+    save_atomically(synthetic, folder)
+    # A concurrent build that finishes second must not replace (or half-write) the first.
+    save_atomically(sub_catalogue(synthetic, torch.arange(10)), folder)
+    assert World.load(folder).hash == synthetic.hash
+    assert [path.name for path in folder.parent.iterdir()] == ["w"]
