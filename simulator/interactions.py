@@ -148,12 +148,18 @@ def read_table(path: str | Path, columns: Mapping[str, str] | None = None) -> In
             pyarrow is missing for a Parquet file.
     """
     path = _existing_file(path)
+    raw, unit = _read_named_columns(path)
+    return _mapped(raw, path, columns, unit)
+
+
+def _read_named_columns(path: Path) -> tuple[pd.DataFrame, str]:
+    """A table with a header, read as Parquet or as CSV/TSV by its file name, and the
+    word (``row`` or ``line``) its index stands for in error messages."""
     name = path.name.lower()
     if name.endswith(PARQUET_SUFFIXES):
-        return _mapped(_read_parquet(path), path, columns, unit="row")
+        return _read_parquet(path), "row"
     sep = "\t" if name.removesuffix(".gz").endswith(".tsv") else ","
-    raw = _read_table(path, sep=sep, header=0, first_data_line=2)
-    return _mapped(raw, path, columns, unit="line")
+    return _read_table(path, sep=sep, header=0, first_data_line=2), "line"
 
 
 def _mapped(raw: pd.DataFrame, path: Path, columns: Mapping[str, str] | None, unit: str) -> Interactions:
@@ -161,7 +167,7 @@ def _mapped(raw: pd.DataFrame, path: Path, columns: Mapping[str, str] | None, un
 
     ``raw`` is indexed by the line (or row) number that ``unit`` names in messages.
     """
-    mapping = dict(columns) if columns else _guess_columns(raw.columns, path)
+    mapping = dict(columns) if columns else _guess_columns(raw.columns, _HEADER_ALIASES)
     for ours, theirs in mapping.items():
         if ours not in COLUMNS:
             raise DataError(f"{path}: unknown target column {ours!r}; use one of {COLUMNS}")
@@ -202,22 +208,8 @@ def load_item_attributes(path: str | Path, columns: Mapping[str, str] | None = N
         table has a price column, ``price`` (float64).
     """
     path = _existing_file(path)
-    if path.name.lower().endswith(PARQUET_SUFFIXES):
-        raw, unit = _read_parquet(path), "row"
-    else:
-        sep = "\t" if path.name.lower().removesuffix(".gz").endswith(".tsv") else ","
-        raw, unit = _read_table(path, sep=sep, header=0, first_data_line=2), "line"
-    lowered = {str(name).strip().lower(): str(name) for name in raw.columns}
-    mapping = (
-        dict(columns)
-        if columns
-        else {
-            ours: lowered[alias]
-            for ours, aliases in _ITEM_ALIASES.items()
-            for alias in reversed(aliases)  # the first alias wins
-            if alias in lowered
-        }
-    )
+    raw, unit = _read_named_columns(path)
+    mapping = dict(columns) if columns else _guess_columns(raw.columns, _ITEM_ALIASES)
     for ours, theirs in mapping.items():
         if ours not in _ITEM_ALIASES:
             raise DataError(f"{path}: unknown item column {ours!r}; use one of {tuple(_ITEM_ALIASES)}")
@@ -341,10 +333,11 @@ def _numbers(cells: pd.Series, path: Path, column: str, integer: bool, unit: str
     return numbers.astype("int64") if integer else numbers
 
 
-def _guess_columns(header: pd.Index, path: Path) -> dict[str, str]:
+def _guess_columns(header: pd.Index, aliases_of: Mapping[str, tuple[str, ...]]) -> dict[str, str]:
+    """Our column name -> the header's, by the first alias (case-insensitive) present."""
     lowered = {str(name).strip().lower(): str(name) for name in header}
     mapping = {}
-    for ours, aliases in _HEADER_ALIASES.items():
+    for ours, aliases in aliases_of.items():
         for alias in aliases:
             if alias in lowered:
                 mapping[ours] = lowered[alias]
