@@ -32,6 +32,7 @@ from shopgym.simulator.ranking import (
     Scorer,
     full_ranking_metrics,
     full_ranking_ranks,
+    ndcg_gains,
     popularity_scorer,
     ranking_report,
 )
@@ -170,7 +171,7 @@ def _score(name: str, seed: int, scorer: Scorer, split: Split, device: torch.dev
         ranks = full_ranking_ranks(
             scorer, split.test, split.consumed_before_test(), split.num_items, device=device
         )
-    gains = torch.where(ranks < 10, 1.0 / torch.log2(ranks.float() + 2.0), 0.0).cpu().numpy()
+    gains = ndcg_gains(ranks, 10).cpu().numpy()
     return {"model": name, "seed": seed, **{m: report[m] for m in METRICS}, "gains": gains}
 
 

@@ -113,9 +113,12 @@ def _finite_scores(scores: torch.Tensor) -> torch.Tensor:
 
 def metrics_from_ranks(ranks: torch.Tensor, k: int) -> dict[str, float]:
     """HR@k and NDCG@k of 0-based ranks (one relevant item per user, so Recall@k = HR@k)."""
-    hit = ranks < k
-    gain = torch.where(hit, 1.0 / torch.log2(ranks.float() + 2.0), 0.0)
-    return {f"hr@{k}": float(hit.float().mean()), f"ndcg@{k}": float(gain.mean())}
+    return {f"hr@{k}": float((ranks < k).float().mean()), f"ndcg@{k}": float(ndcg_gains(ranks, k).mean())}
+
+
+def ndcg_gains(ranks: torch.Tensor, k: int) -> torch.Tensor:
+    """(n,) 0-based ranks of one relevant item each -> (n,) per-user NDCG@k."""
+    return torch.where(ranks < k, 1.0 / torch.log2(ranks.float() + 2.0), 0.0)
 
 
 def full_ranking_metrics(
