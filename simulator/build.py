@@ -39,7 +39,7 @@ from shopgym.simulator.world import Calibration, World
 
 # Part of the cache key of the default World: bump it whenever build_world gives
 # different tensors for the same data and configs, so stale caches are not reused.
-BUILDER_VERSION = 4
+BUILDER_VERSION = 5
 
 
 @dataclass(frozen=True)
