@@ -23,7 +23,8 @@ class FitWorldConfig:
     """Fit a preference model on interaction data and save it as a World folder.
 
     The folder (tensors.pt + card.json) is what `shopgym run --world DIR` and the
-    environments load."""
+    environments load. With the defaults and `--device cpu` this rebuilds the shipped
+    default World (data/worlds/README.md)."""
 
     out: Path
     """World folder to write. An interrupted fit resumes from its checkpoint there."""
@@ -87,6 +88,14 @@ def describe_world(world: World) -> str:
     if metrics:
         lines += ["", "test metrics (leave-last-out; full ranking unless 'sampled'):"]
         lines.append(pd.DataFrame(metrics).T.to_string(float_format="{:.4f}".format))
+    learned = world.card.get("learned_features")
+    if learned:
+        lines += [
+            "",
+            f"learned item features ({learned['model']}, {learned['dim']} per item, "
+            "fitted on the same split), test metrics:",
+        ]
+        lines.append(pd.DataFrame(learned["test_metrics"]).T.to_string(float_format="{:.4f}".format))
     target = world.calibration.target
     if target.get("ctr"):
         # A million one-slate sessions: about ±3% (95%) at OBD's 0.4% per impression.

@@ -4,8 +4,14 @@
 leave-last-out split, evaluates it next to a popularity ranker, keeps the items with
 enough training events as the catalogue, adds categories, prices and popularity,
 splits shoppers into train and test, standardises utilities and calibrates the
-choice model to a click target. :func:`default_world` does this once for the
-embedded MovieLens data and caches the result.
+choice model to a click target. It also fits a second model of another family on
+the same split, whose item vectors are the World's ``learned_item_features`` (what a
+shop's own recommender would know about its items).
+
+:func:`default_world` loads the default World shipped with the package
+(``shopgym/data/worlds/movielens-neumf``, fitted once on CPU, so that
+``shopgym/Shopper-v0`` is the same environment on every machine and device); other
+configurations of the embedded MovieLens data are fitted on first use and cached.
 """
 
 from __future__ import annotations
@@ -26,20 +32,35 @@ import numpy as np
 import pandas as pd
 import torch
 
+from shopgym.data import data_path
 from shopgym.simulator.calibration import ClickTarget, calibrate
 from shopgym.simulator.determinism import derived_seeds
 from shopgym.simulator.device import resolve_device
 from shopgym.simulator.errors import ConfigError, DataError
-from shopgym.simulator.interactions import Interactions, load_movies, load_ratings
+from shopgym.simulator.interactions import (
+    Interactions,
+    embedded_ratings_path,
+    file_sha256,
+    load_movies,
+    load_ratings,
+)
 from shopgym.simulator.items import category_matrix, lognormal_prices
-from shopgym.simulator.models import FitConfig, PreferenceModel, build_model, fit_model
+from shopgym.simulator.models import MODEL_CLASSES, FitConfig, PreferenceModel, build_model, fit_model
 from shopgym.simulator.ranking import popularity_scorer, ranking_report
-from shopgym.simulator.splits import leave_last_out
+from shopgym.simulator.splits import Split, leave_last_out
 from shopgym.simulator.world import Calibration, World
 
 # Part of the cache key of the default World: bump it whenever build_world gives
 # different tensors for the same data and configs, so stale caches are not reused.
-BUILDER_VERSION = 5
+# 6: learned item features (a second model fitted on the same split).
+BUILDER_VERSION = 6
+
+# The World shipped in the package: what default_world() gives for the default configs.
+SHIPPED_DEFAULT_WORLD = ("worlds", "movielens-neumf")
+
+# Model families: an agent's item features from the World's own family would let an
+# agent of that architecture recover the truth, so learned features come from the other.
+_NCF_MODELS = ("gmf", "mlp", "neumf")
 
 
 @dataclass(frozen=True)
@@ -68,6 +89,15 @@ class WorldConfig:
     """Relative position effects of a "stated" target: weight exp(-decay * position)."""
     median_price: float = 10.0
     seed: int = 0
+    learned_features_model: str | None = "auto"
+    """Model fitted, besides the World's, on the same training split; its item vectors
+    are the World's learned_item_features (item features a shop's own recommender
+    would know). "auto": bpr for an NCF World (gmf, mlp, neumf), gmf for an MF World
+    (mf, bpr); or a model name of another architecture than the World's; None: no
+    learned features. Fitted with that model's defaults and a seed derived from seed."""
+    learned_features_epochs: int | None = None
+    """Epoch budget of the learned-features fit (None: the model's default; early
+    stopping on validation NDCG@10 applies either way)."""
 
     def __post_init__(self) -> None:
         if not self.median_price > 0:
@@ -82,6 +112,25 @@ class WorldConfig:
             raise ConfigError(
                 f"--click-target must be 'stated' or 'obd:<campaign>', got {self.click_target!r}"
             )
+        if self.learned_features_model not in (None, "auto", *MODEL_CLASSES):
+            raise ConfigError(
+                "--learned-features-model must be auto, None or one of "
+                f"{sorted(MODEL_CLASSES)}, got {self.learned_features_model!r}"
+            )
+        if self.learned_features_epochs is not None and self.learned_features_epochs < 1:
+            raise ConfigError(f"--learned-features-epochs must be >= 1, got {self.learned_features_epochs}")
+
+    def learned_model(self, world_model: str) -> str | None:
+        """The learned-features model for a World of ``world_model`` (``None``: none)."""
+        name = self.learned_features_model
+        if name == "auto":
+            return "bpr" if world_model in _NCF_MODELS else "gmf"
+        if name is not None and MODEL_CLASSES[name] is MODEL_CLASSES[world_model]:
+            raise ConfigError(
+                f"--learned-features-model {name} has the World's own architecture ({world_model}): "
+                "its item vectors would be the truth's kind; choose another family, or auto"
+            )
+        return name
 
     def target(self) -> ClickTarget:
         """The :class:`ClickTarget` this config names."""
@@ -122,8 +171,12 @@ def build_world(
     """
     device = resolve_device(device)
     started = time.perf_counter()
+    learned_name = world_config.learned_model(fit_config.resolved().model)  # bad options fail before the fit
     split = leave_last_out(interactions)
     fit = fit_model(split, fit_config, device=device, progress=progress, checkpoint=checkpoint)
+    learned_features, learned_card = _fit_learned_features(
+        split, learned_name, world_config, device, progress, checkpoint
+    )
     metrics = {
         fit.config.model: ranking_report(fit.model.score_all, split, device=device),
         "popularity": ranking_report(
@@ -151,6 +204,7 @@ def build_world(
         item_popularity=torch.as_tensor(train_counts[catalogue]).float(),
         category_names=category_names,
         item_price=prices,
+        learned_item_features=None if learned_features is None else learned_features[catalogue],
         config=world_config,
         card={
             "name": f"{Path(interactions.source).parent.name}-{fit.config.model}",
@@ -181,12 +235,65 @@ def build_world(
             "prices": "log-normal per first category, seeded (the data has no prices)"
             if prices is None
             else "from the item attributes",
+            "learned_features": learned_card,
             "world_config": asdict(world_config),
-            "versions": {"python": platform.python_version(), "torch": torch.__version__},
+            "builder_version": BUILDER_VERSION,
+            # Fits are bit-for-bit reproducible only on the same build, CPU kind and threads.
+            "versions": {
+                "python": platform.python_version(),
+                "torch": torch.__version__,
+                "machine": platform.machine(),
+                "torch_threads": torch.get_num_threads(),
+            },
         },
     )
     world.card["build_wall_time_s"] = round(time.perf_counter() - started, 2)
     return world
+
+
+def _fit_learned_features(
+    split: Split,
+    model_name: str | None,
+    config: WorldConfig,
+    device: torch.device,
+    progress: bool,
+    checkpoint: str | Path | None,
+    batch_size: int | None = None,
+) -> tuple[torch.Tensor | None, dict | None]:
+    """Fit ``model_name`` on ``split`` for the learned item features.
+
+    Returns the (M', r) float32 CPU item representation of all the split's items
+    (the caller keeps the catalogue's rows) and the card entry, or ``(None, None)``.
+    """
+    if model_name is None:
+        return None, None
+    seed = _world_seeds(config.seed)[3]
+    fit_config = FitConfig(
+        model=model_name, epochs=config.learned_features_epochs, batch_size=batch_size, seed=seed
+    )
+    # Its own checkpoint next to the World's, so an interrupted build resumes both fits.
+    own_checkpoint = None if checkpoint is None else Path(checkpoint).with_suffix(".learned.pt")
+    fit = fit_model(split, fit_config, device=device, progress=progress, checkpoint=own_checkpoint)
+    with torch.no_grad():
+        features = fit.model.item_representation().detach().float().cpu().contiguous()
+    card = {
+        "model": fit.config.model,
+        "setting": config.learned_features_model,
+        "dim": int(features.shape[1]),
+        "fit_config": {**fit.config.to_dict(), "best_epoch": fit.best_epoch},
+        "wall_time_s": round(fit.wall_time_s, 2),
+        "test_metrics": {fit.config.model: ranking_report(fit.model.score_all, split, device=device)},
+        "history": fit.history,
+        "pretrained": {name: part.history for name, part in fit.pretrained.items()},
+    }
+    return features, card
+
+
+def _world_seeds(seed: int) -> list[int]:
+    """Independent streams from the World's seed: split, prices, calibration sample,
+    learned-features fit (a prefix of SeedSequence children stays the same when more
+    are drawn, so adding a stream left the first three unchanged)."""
+    return derived_seeds(seed, 4)
 
 
 def synthetic_world(
@@ -196,6 +303,8 @@ def synthetic_world(
     num_categories: int = 4,
     personalization: float = 1.0,
     config: WorldConfig = WorldConfig(),
+    learned_features: bool = False,
+    events_per_shopper: int = 20,
 ) -> World:
     """A small World whose truth is drawn, not fitted: an MF model with Gaussian
     shopper and item vectors, one category per item. Fast, and its best slates are
@@ -203,6 +312,12 @@ def synthetic_world(
 
     ``personalization`` scales the shopper vectors: at 0 every shopper ranks items
     by the item bias alone, so one slate is best for everyone.
+
+    ``learned_features``: also fit ``config.learned_model("bpr")`` (GMF with "auto")
+    on ``events_per_shopper`` distinct items per shopper drawn from the truth (with
+    probability ∝ exp(standardised utility), in random order), for
+    ``learned_item_features``; off by default (a few seconds, and the default
+    synthetic World stays the one the tests and SyntheticShopper-v0 know).
     """
     generator = torch.Generator().manual_seed(config.seed)
     model = build_model("bpr", num_shoppers, num_items, {"dim": dim})
@@ -211,7 +326,7 @@ def synthetic_world(
         model.item_embedding.copy_(torch.randn(num_items, dim, generator=generator))
         model.item_bias.copy_(0.5 * torch.randn(num_items, generator=generator))
     category = torch.randint(num_categories, (num_items,), generator=generator)
-    return _assemble(
+    world = _assemble(
         model=model,
         model_name="bpr",
         catalogue=torch.arange(num_items),
@@ -225,6 +340,43 @@ def synthetic_world(
             "personalization": personalization,
         },
     )
+    if not learned_features:
+        return world
+    if not 3 <= events_per_shopper <= num_items:
+        raise ConfigError(f"events_per_shopper must be in [3, {num_items}], got {events_per_shopper}")
+    split = leave_last_out(_sampled_interactions(world, events_per_shopper, _world_seeds(config.seed)[3]))
+    features, learned_card = _fit_learned_features(
+        split, config.learned_model("bpr"), config, torch.device("cpu"), False, None, batch_size=256
+    )
+    if features is None:
+        return world
+    # The split indexes only the items drawn at least once; one never drawn keeps zeros
+    # (what a shop's recommender knows of an item nobody touched).
+    full = torch.zeros(world.model.num_items, features.shape[1])
+    full[torch.as_tensor(split.item_ids)] = features
+    full = full[world.catalogue].contiguous()
+    learned_card["data"] = f"{events_per_shopper} items per shopper drawn from the truth"
+    return replace(world, learned_item_features=full, card={**world.card, "learned_features": learned_card})
+
+
+def _sampled_interactions(world: World, events_per_shopper: int, seed: int) -> Interactions:
+    """``events_per_shopper`` distinct World items per shopper, drawn without replacement
+    with probability ∝ exp(utility) (Gumbel top-k), each shopper's in random order."""
+    generator = torch.Generator().manual_seed(seed)
+    users = torch.arange(world.num_shoppers)
+    utilities = world.utilities(users, torch.arange(world.num_items).expand(len(users), -1))
+    gumbel = -torch.log(-torch.log(torch.rand(utilities.shape, generator=generator).clamp_min(1e-12)))
+    items = (utilities + gumbel).topk(events_per_shopper, dim=1).indices
+    order = torch.rand(items.shape, generator=generator).argsort(dim=1)
+    frame = pd.DataFrame(
+        {
+            "user": users.repeat_interleave(events_per_shopper).numpy(),
+            "item": world.catalogue[items].flatten().numpy(),
+            "value": 1.0,
+            "time": order.flatten().numpy(),
+        }
+    )
+    return Interactions(frame.astype({"user": "int64", "item": "int64", "time": "int64"}), "synthetic", "")
 
 
 def _assemble(
@@ -237,11 +389,11 @@ def _assemble(
     config: WorldConfig,
     card: dict,
     item_price: torch.Tensor | None = None,
+    learned_item_features: torch.Tensor | None = None,
 ) -> World:
     """Add prices (seeded, unless given), the shopper split, the utility
     standardisation and the calibration."""
-    # Independent streams from one seed for the split, the prices and the calibration sample.
-    split_seed, price_seed, calibration_seed = derived_seeds(config.seed, 3)
+    split_seed, price_seed, calibration_seed, _ = _world_seeds(config.seed)
     generator = torch.Generator().manual_seed(split_seed)
     num_shoppers = model.num_users
     test_shopper = torch.zeros(num_shoppers, dtype=torch.bool)
@@ -266,6 +418,7 @@ def _assemble(
         calibration=Calibration(),  # replaced below: calibration needs the utilities
         category_names=category_names,
         card=card,
+        learned_item_features=learned_item_features,
     )
     calibration = calibrate(world, config.target(), beta=config.beta, seed=calibration_seed)
     return replace(world, calibration=calibration)
@@ -297,10 +450,18 @@ def default_world(
     device: str | torch.device = "auto",
     progress: bool = True,
 ) -> World:
-    """The World fitted on the embedded MovieLens-small data: loaded from the cache
-    when present (no refit), else fitted and cached."""
-    interactions = load_ratings()
+    """The World fitted on the embedded MovieLens-small data, on ``device``.
+
+    With the default configs: the World shipped in the package (:func:`shipped_world_path`),
+    loaded, never refitted, whatever the device: a fit differs between CPU kinds and
+    devices, so shipping one World is what makes ``shopgym/Shopper-v0`` the same
+    environment everywhere. Other configs: loaded from the cache when present (no
+    refit), else fitted and cached.
+    """
     device = resolve_device(device)
+    if is_default_config(fit_config, world_config):
+        return _shipped_default(str(device))
+    interactions = load_ratings()
     key = json.dumps(
         {
             "builder": BUILDER_VERSION,
@@ -319,6 +480,35 @@ def default_world(
     world = build_world(interactions, load_movies(), fit_config, world_config, device, progress)
     save_atomically(world, folder)
     return _load_cached(folder)
+
+
+def is_default_config(fit_config: FitConfig, world_config: WorldConfig) -> bool:
+    """Whether these configs are the shipped default World's (``None`` fields count as
+    the model defaults they resolve to)."""
+    return fit_config.resolved() == FitConfig().resolved() and world_config == WorldConfig()
+
+
+def shipped_world_path() -> Path:
+    """Folder of the shipped default World (``tensors.pt`` and ``card.json``)."""
+    return data_path(*SHIPPED_DEFAULT_WORLD)
+
+
+@functools.lru_cache(maxsize=4)
+def _shipped_default(device: str) -> World:
+    folder = shipped_world_path()
+    if not (folder / "card.json").is_file():
+        raise DataError(
+            f"{folder}: the shipped default World is missing from this installation; "
+            "reinstall shopgym, or rebuild it as data/worlds/README.md says"
+        )
+    world = _load_cached(folder)
+    # A World fitted on other data would silently be another environment than its card says.
+    if world.card.get("data", {}).get("sha256") != file_sha256(embedded_ratings_path()):
+        raise DataError(
+            f"{folder}: the shipped default World was fitted on other data than the embedded "
+            "MovieLens ratings; rebuild it (see data/worlds/README.md)"
+        )
+    return world.to(device)
 
 
 def save_atomically(world: World, folder: Path) -> None:

@@ -11,6 +11,11 @@ saved as a folder::
       tensors.pt   the model's parameters and the tensors below (loaded with weights_only=True)
       card.json    provenance, metrics and the ground-truth constants
 
+A World may also carry ``learned_item_features``: item vectors fitted by another
+model family on the same training data, the item features a real shop's own
+recommender would have (agents may see them; they are not the ground truth, but they
+change what environments show, so they are hashed and saved with it).
+
 Loading never refits. :attr:`World.hash` digests everything that defines the
 ground truth (model parameters, tensors, standardisation, calibration) and goes
 into every result.
@@ -31,11 +36,16 @@ import torch
 from shopgym.simulator.errors import ConfigError, DataError
 from shopgym.simulator.models import MODEL_CLASSES, PreferenceModel, build_model
 
-FORMAT_VERSION = 2
+# 3: optional learned_item_features. Format 2 folders are refused, not upgraded: their
+# hash vouches for a format-2 content, and a World loaded without the learned features
+# would carry another hash than its card records.
+FORMAT_VERSION = 3
 
 # Tensors besides the model's parameters, with their dtypes.
 TENSOR_NAMES = ("catalogue", "item_category", "item_price", "item_popularity", "test_shopper")
 _DTYPES = {"catalogue": torch.long, "test_shopper": torch.bool}
+# Optional tensors: saved and hashed only when present.
+OPTIONAL_TENSOR_NAMES = ("learned_item_features",)
 
 
 @dataclass(frozen=True)
@@ -97,6 +107,8 @@ class World:
         item_price: (M,) prices (> 0).
         item_popularity: (M,) interaction counts in the fitting data.
         test_shopper: (U,) bool, True for shoppers held out for evaluation.
+        learned_item_features: (M, r) item vectors of another model family fitted on
+            the same training data (card: ``learned_features``), or ``None``.
 
     The utility of World item i for shopper u is
     ``(f(u, catalogue[i]) - utility_shift) / utility_scale`` with f the model's score:
@@ -116,6 +128,7 @@ class World:
     calibration: Calibration
     category_names: tuple[str, ...]
     card: dict = field(default_factory=dict, repr=False)
+    learned_item_features: torch.Tensor | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.model_name not in MODEL_CLASSES or not isinstance(self.model, MODEL_CLASSES[self.model_name]):
@@ -158,6 +171,26 @@ class World:
                 raise DataError(f"World: {name} contains NaN or infinite values")
         if self.num_shoppers < 2 or not (0 < int(self.test_shopper.sum()) < self.num_shoppers):
             raise DataError("World: needs both train and test shoppers")
+        self._check_learned_item_features()
+
+    def _check_learned_item_features(self) -> None:
+        features = self.learned_item_features
+        if features is None:
+            return
+        if not isinstance(features, torch.Tensor) or features.dtype != torch.float32:
+            found = features.dtype if isinstance(features, torch.Tensor) else type(features).__name__
+            raise DataError(f"World: learned_item_features must be a torch.float32 tensor, got {found}")
+        if features.dim() != 2 or features.shape[0] != self.num_items or features.shape[1] < 1:
+            raise DataError(
+                f"World: learned_item_features has shape {tuple(features.shape)}, "
+                f"expected ({self.num_items}, r) with r >= 1"
+            )
+        if features.device != self.device:
+            raise DataError(
+                f"World: learned_item_features is on {features.device}, the World on {self.device}"
+            )
+        if not bool(torch.isfinite(features).all()):
+            raise DataError("World: learned_item_features contains NaN or infinite values")
 
     @property
     def num_shoppers(self) -> int:
@@ -191,6 +224,9 @@ class World:
             return self
         model = copy.deepcopy(self.model).to(device)
         tensors = {name: getattr(self, name).to(device) for name in TENSOR_NAMES}
+        for name in OPTIONAL_TENSOR_NAMES:
+            tensor = getattr(self, name)
+            tensors[name] = None if tensor is None else tensor.to(device)
         return replace(self, model=model, **tensors)
 
     def utilities(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
@@ -227,6 +263,8 @@ class World:
         """Every tensor of the ground truth, on CPU, model parameters as ``model.<name>``."""
         tensors = {f"model.{name}": value for name, value in self.model.state_dict().items()}
         tensors |= {name: getattr(self, name) for name in TENSOR_NAMES}
+        optional = {name: getattr(self, name) for name in OPTIONAL_TENSOR_NAMES}
+        tensors |= {name: value for name, value in optional.items() if value is not None}
         return {name: value.detach().cpu().contiguous() for name, value in tensors.items()}
 
     @property
@@ -263,8 +301,19 @@ class World:
         if not isinstance(card, dict) or not isinstance(tensors, dict):
             raise DataError(f"{folder}: card.json and tensors.pt must each hold a mapping")
         truth = card.pop("ground_truth", None)
-        if not isinstance(truth, dict) or truth.get("format_version") != FORMAT_VERSION:
-            raise DataError(f"{folder}/card.json: missing or unsupported World format version")
+        version = truth.get("format_version") if isinstance(truth, dict) else None
+        if version == 2:
+            raise DataError(
+                f"{folder}: World format 2 (an older shopgym), which has no learned item features; "
+                "rebuild it: `shopgym fit --out NEW_FOLDER` with the options it was fitted with "
+                "(its card's preference_model and world_config); a cached default World is rebuilt "
+                "automatically"
+            )
+        if version != FORMAT_VERSION:
+            raise DataError(
+                f"{folder}/card.json: missing or unsupported World format version {version!r} "
+                f"(this shopgym reads {FORMAT_VERSION})"
+            )
         missing = [name for name in TENSOR_NAMES if name not in tensors]
         if missing:
             raise DataError(f"{folder}/tensors.pt: missing tensors {missing}")
@@ -291,6 +340,7 @@ class World:
                 ),
                 category_names=tuple(truth["category_names"]),
                 card=card,
+                **{name: tensors.get(name) for name in OPTIONAL_TENSOR_NAMES},
             )
         except DataError as exc:
             raise DataError(f"{folder}: {exc}") from exc

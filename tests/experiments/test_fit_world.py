@@ -8,7 +8,17 @@ import pytest
 from shopgym.experiments.cli import main
 from shopgym.simulator.world import World
 
-FAST = ["--epochs", "2", "--dim", "8", "--no-progress", "--world.min-item-events", "1"]
+FAST = [
+    "--epochs",
+    "2",
+    "--dim",
+    "8",
+    "--no-progress",
+    "--world.min-item-events",
+    "1",
+    "--world.learned-features-epochs",
+    "2",
+]
 
 
 def _write_ratings(path, header="userId,movieId,rating,timestamp"):

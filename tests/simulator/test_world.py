@@ -25,6 +25,7 @@ from shopgym.simulator.world import FORMAT_VERSION, TENSOR_NAMES, Calibration, W
 from .helpers import sub_catalogue
 
 TINY_MF = FitConfig(model="bpr", dim=4, epochs=1, batch_size=4096, patience=1)
+TINY_WORLD = WorldConfig(learned_features_epochs=1)  # the learned GMF too: one epoch
 FLOAT_TENSORS = [name for name in TENSOR_NAMES if name not in ("catalogue", "test_shopper")]
 MF_PARAMETERS = ["user_embedding", "item_embedding", "user_bias", "item_bias", "global_bias"]
 
@@ -77,7 +78,7 @@ def test_save_load_round_trip(synthetic, tmp_path, monkeypatch):
     card = json.loads((folder / "card.json").read_text())
     assert card["world_hash"] == synthetic.hash
     assert card["ground_truth"]["calibration"]["beta"] == synthetic.calibration.beta
-    assert card["ground_truth"]["format_version"] == FORMAT_VERSION == 2
+    assert card["ground_truth"]["format_version"] == FORMAT_VERSION == 3
     assert card["ground_truth"]["model"] == {
         "name": "bpr",
         "num_users": 200,
@@ -479,7 +480,7 @@ def tiny_default(tmp_path_factory):
     home = tmp_path_factory.mktemp("shopgym-home")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("SHOPGYM_HOME", str(home))
-        world = default_world(TINY_MF, device="cpu", progress=False)
+        world = default_world(TINY_MF, TINY_WORLD, device="cpu", progress=False)
     return home, world
 
 
@@ -490,12 +491,12 @@ def test_default_world_is_cached_and_loaded_without_refit(tiny_default, monkeypa
     monkeypatch.setenv("SHOPGYM_HOME", str(home))
     forbid_refit(monkeypatch)
     build._load_cached.cache_clear()  # make it read the folder again
-    loaded = default_world(TINY_MF, device="cpu", progress=False)
+    loaded = default_world(TINY_MF, TINY_WORLD, device="cpu", progress=False)
     assert_same_world(loaded, built)
     assert_same_world(World.load(folders[0]), built)
     # A different configuration is a different World: it would need a fit.
     with pytest.raises(RefitError):
-        default_world(replace(TINY_MF, seed=1), device="cpu", progress=False)
+        default_world(replace(TINY_MF, seed=1), TINY_WORLD, device="cpu", progress=False)
 
 
 def test_default_world_card_records_provenance(tiny_default):
@@ -511,7 +512,15 @@ def test_default_world_card_records_provenance(tiny_default):
     assert card["catalogue"]["items"] == world.num_items == len(card["catalogue"]["item_ids"])
     assert len(card["shopper_ids"]) == world.num_shoppers == 671
     assert set(card["fit"]["test_metrics"]) == {"bpr", "popularity"}
-    assert card["world_config"] == asdict(WorldConfig())
+    assert card["world_config"] == asdict(TINY_WORLD)
+    assert card["builder_version"] == build.BUILDER_VERSION
+    # The World is BPR, so "auto" fits GMF for the learned features, on the same split.
+    learned = card["learned_features"]
+    assert learned["model"] == "gmf" and learned["setting"] == "auto"
+    assert learned["fit_config"]["seed"] == build._world_seeds(TINY_WORLD.seed)[3]
+    assert learned["fit_config"]["epochs"] == 1 and len(learned["history"]) == 1
+    assert {"hr@10", "ndcg@10"} <= set(learned["test_metrics"]["gmf"])
+    assert world.learned_item_features.shape == (world.num_items, learned["dim"])
     assert world.model_name == "bpr" and world.model.hyperparameters() == {"dim": TINY_MF.dim}
     # The catalogue's item ids are the model's items at the catalogue's indices.
     assert world.catalogue.tolist() == sorted(world.catalogue.tolist())
