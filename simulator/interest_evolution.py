@@ -11,7 +11,10 @@ State of user b (every tensor leads with the batch dimension B, also for B = 1;
 T topics, N candidates, k slate positions):
 
 - ``interests`` (B, T): the user's interest in each topic, in [-1, 1];
-- ``time_budget`` (B,): minutes left in the session; the session ends at <= 0;
+- ``time_budget`` (B,): minutes left in the session; the session ends at <= 0. A live
+  user's budget is > 0, so at the end of a step it is >= -``step_penalty`` after a
+  slate without a click, and >= ``user_update_alpha`` × watch time × received utility
+  after a click (below 0 only when the clicked video's received utility is);
 - ``steps`` (B,): slates seen this session (for the optional ``max_steps``);
 - ``candidates``: the N videos offered for the next slate, a dict of ``cluster``
   (B, N) int64, ``features`` (B, N, T) float32 (one-hot of the cluster),
@@ -239,6 +242,10 @@ def sample_choice(weights: torch.Tensor, uniform: torch.Tensor) -> torch.Tensor:
     return choice.clamp(max=weights.shape[-1] - 1)
 
 
+def _copied(tensors: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    return {key: value.clone().to(device) for key, value in tensors.items()}
+
+
 def interest_step_size(config: InterestEvolutionConfig, interests: torch.Tensor) -> torch.Tensor:
     """(B, T) step size of the interest update: largest at interest 0, falling linearly with |x|."""
     slope = config.alpha_y_intercept / config.alpha_x_intercept
@@ -263,7 +270,9 @@ class InterestEvolutionSimulator:
         seed: int | None = None,
     ):
         if not isinstance(num_shoppers, int) or isinstance(num_shoppers, bool) or num_shoppers < 1:
-            raise ConfigError(f"the number of users (num_envs) must be a positive integer, got {num_shoppers!r}")
+            raise ConfigError(
+                f"the number of users (num_envs) must be a positive integer, got {num_shoppers!r}"
+            )
         if not isinstance(config, InterestEvolutionConfig):
             raise ConfigError(f"config must be an InterestEvolutionConfig, got {type(config).__name__}")
         self.config = config
@@ -288,7 +297,8 @@ class InterestEvolutionSimulator:
     # -------------------------------------------------------------------- seeding
     def seed(self, seed: int) -> None:
         """Seed the four streams (documents, users, choice, interest update) from one seed."""
-        for generator, stream_seed in zip(self.generators.values(), derived_seeds(seed, len(STREAMS))):
+        seeds = derived_seeds(seed, len(STREAMS))
+        for generator, stream_seed in zip(self.generators.values(), seeds, strict=True):
             generator.manual_seed(stream_seed)
 
     # ---------------------------------------------------------------- samplers
@@ -468,8 +478,8 @@ class InterestEvolutionSimulator:
             "interests": self.interests.clone(),
             "time_budget": self.time_budget.clone(),
             "steps": self.steps.clone(),
-            "candidates": {key: value.clone() for key, value in self.candidates.items()},
-            "response": {key: value.clone() for key, value in self.response.items()},
+            "candidates": _copied(self.candidates, self.device),
+            "response": _copied(self.response, self.device),
             "generators": {name: generator.get_state() for name, generator in self.generators.items()},
         }
 
@@ -478,7 +488,7 @@ class InterestEvolutionSimulator:
         self.interests = snapshot["interests"].clone().to(self.device)
         self.time_budget = snapshot["time_budget"].clone().to(self.device)
         self.steps = snapshot["steps"].clone().to(self.device)
-        self.candidates = {key: value.clone().to(self.device) for key, value in snapshot["candidates"].items()}
-        self.response = {key: value.clone().to(self.device) for key, value in snapshot["response"].items()}
+        self.candidates = _copied(snapshot["candidates"], self.device)
+        self.response = _copied(snapshot["response"], self.device)
         for name, generator in self.generators.items():
             generator.set_state(snapshot["generators"][name])
