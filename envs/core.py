@@ -60,6 +60,6 @@ def step_info(simulator: ShopperSimulator, outcome: StepOutcome | None, oracle_i
 def final_observations(
     simulator: ShopperSimulator, outcome: StepOutcome, done: np.ndarray
 ) -> dict[int, dict]:
-    """The observation each session that ended in ``outcome`` ended in, by shopper index."""
-    final = to_numpy(simulator.observe(outcome.final_history, outcome.final_steps))
+    """The observation each episode that ended in ``outcome`` ended in, by shopper index."""
+    final = to_numpy(simulator.observe(outcome.final_state))
     return {int(index): row(final, index) for index in np.flatnonzero(done)}

@@ -12,7 +12,7 @@ import torch
 from shopgym.envs.core import make_simulator, row, step_info, to_numpy
 from shopgym.envs.spaces import SlateSpace, observation_space
 from shopgym.simulator.config import ShopperConfig
-from shopgym.simulator.shoppers import StepOutcome
+from shopgym.simulator.outcome import StepOutcome
 from shopgym.simulator.world import World
 
 
@@ -115,7 +115,7 @@ class ShopperEnv(gym.Env):
         slate = torch.as_tensor(np.asarray(action))[None]
         outcome = self.simulator.step(slate)
         terminated, truncated = bool(outcome.terminated[0]), bool(outcome.truncated[0])
-        observation = row(to_numpy(self.simulator.observe(outcome.final_history, outcome.final_steps)), 0)
+        observation = row(to_numpy(self.simulator.observe(outcome.final_state)), 0)
         # When the session ended, the simulator has already started the next one;
         # the following reset() returns it instead of drawing again.
         self._session_started = terminated or truncated

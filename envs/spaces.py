@@ -6,6 +6,7 @@ from copy import deepcopy
 from typing import Any
 
 import numpy as np
+import torch
 from gymnasium import spaces
 from gymnasium.vector.utils import batch_space
 
@@ -77,20 +78,19 @@ def random_slates(
 
 
 def observation_space(simulator: ShopperSimulator) -> spaces.Dict:
-    """The observation space of one shopper (see ``ShopperSimulator.observe``)."""
-    config = simulator.config
-    num_items = simulator.num_items
-    n, h = config.num_candidates, config.history_length
-    # Per-column bounds of the feature table (which includes the all-zero empty slot).
-    table = simulator.feature_table.cpu().numpy()
-    low, high = table.min(0), table.max(0)
-    return spaces.Dict(
-        {
-            "candidate_ids": spaces.MultiDiscrete(np.full(n, num_items, dtype=np.int64)),
-            "candidate_features": spaces.Box(np.tile(low, (n, 1)), np.tile(high, (n, 1)), dtype=np.float32),
-            # num_items marks an empty slot.
-            "history_ids": spaces.MultiDiscrete(np.full(h, num_items + 1, dtype=np.int64)),
-            "history_features": spaces.Box(np.tile(low, (h, 1)), np.tile(high, (h, 1)), dtype=np.float32),
-            "step": spaces.Box(0.0, float(config.max_steps), (1,), np.float32),
-        }
-    )
+    """The observation space of one shopper, from ``simulator.observation_spec()``."""
+    entries = {}
+    for key, (kind, shape, *bounds) in simulator.observation_spec().items():
+        if kind == "ids":
+            entries[key] = spaces.MultiDiscrete(np.full(shape, bounds[0], dtype=np.int64))
+        else:
+            low, high = (np.broadcast_to(_array(b), shape) for b in bounds)
+            entries[key] = spaces.Box(low.copy(), high.copy(), dtype=np.float32)
+    return spaces.Dict(entries)
+
+
+def _array(bound: Any) -> np.ndarray:
+    """A float32 array from a number or a tensor on any device."""
+    if isinstance(bound, torch.Tensor):
+        bound = bound.detach().cpu().numpy()
+    return np.asarray(bound, dtype=np.float32)

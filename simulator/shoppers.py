@@ -1,65 +1,63 @@
 """The batched shopper simulator: B shoppers advanced together, in pure torch.
 
-State of shopper b (all tensors lead with the batch dimension B, also for B = 1):
+The shopper model is a set of parts (:mod:`shopgym.simulator.parts`), each with
+its own state, random stream, update and observation keys, wired here in one
+place. One step, for (B, k) slates::
 
-- ``shopper``: index into the World's population (the latent vector stays inside);
-- ``patience``: remaining time budget; ``steps``: slates seen this session;
-- ``history``: the last H clicked items (``M`` marks an empty slot);
-- ``candidates``: the N catalogue items offered for the next slate.
+    items    = corpus.candidates[slate]                        what is shown
+    utility  = f(u, i) + drift term + boredom term + ...       (World + parts' terms)
+    clicks   = choice.sample(utility)                          MNL, cascade or PBM
+    buys     = purchases.respond(items, utility, clicks)       price, sensitivity, money
+    reward   = clicks / purchases / revenue                    (config.reward)
+    every part updates (history, budget, drift, boredom, returns' satisfaction, ...)
+    a session ends when the budget says so; with lifetimes the shopper may come back
+    the corpus draws the next candidates; ended episodes restart with new shoppers
 
-Every random draw comes from one seeded ``torch.Generator`` on the simulator's
-device, in a fixed order per step: choice uniforms (B,), purchase uniforms (B,),
-next candidates, replacement shoppers (B,). Sessions that end in a step are
-replaced at once by new shoppers (same-step autoreset); the state they ended in is
-kept in :class:`StepOutcome` so that environments can report final observations.
+Sessions that end are replaced at once (same-step autoreset); the state they
+ended in is kept in :class:`StepOutcome` ``final_state``. Every random draw comes
+from the part that makes it, seeded from the simulator's seed and the part's name,
+so a draw added in one part shifts no other stream.
 """
 
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
+import zlib
+from typing import Any
 
+import numpy as np
 import torch
 
-from shopgym.simulator.choice import choice_probabilities, sample_choice
 from shopgym.simulator.config import ShopperConfig
 from shopgym.simulator.device import resolve_device
 from shopgym.simulator.errors import ConfigError
-from shopgym.simulator.sampling import uniform_subsets
+from shopgym.simulator.outcome import StepOutcome
+from shopgym.simulator.parts.base import Part, Step
+from shopgym.simulator.parts.boredom import Boredom
+from shopgym.simulator.parts.budget import Budget
+from shopgym.simulator.parts.choice import Choice
+from shopgym.simulator.parts.corpus import (
+    FIRST_CATEGORY_FEATURE,
+    POPULARITY_FEATURE,
+    PRICE_FEATURE,
+    Corpus,
+    standardised,
+)
+from shopgym.simulator.parts.drift import Drift
+from shopgym.simulator.parts.history import History
+from shopgym.simulator.parts.population import Population
+from shopgym.simulator.parts.purchases import Purchases, reward_per_click, step_reward
+from shopgym.simulator.parts.returns import Returns
 from shopgym.simulator.slates import check_slates
 from shopgym.simulator.world import World
 
-# Column layout of item feature vectors (see ShopperSimulator.item_features).
-POPULARITY_FEATURE = 0
-PRICE_FEATURE = 1
-FIRST_CATEGORY_FEATURE = 2
-
-
-@dataclass(frozen=True)
-class StepOutcome:
-    """What one step did, for B shoppers.
-
-    Attributes:
-        reward: (B,) float32.
-        clicks: (B, k) bool, True at the slate position clicked (at most one per row).
-        purchases: (B, k) bool, True at the slate position bought.
-        terminated: (B,) bool, the shopper ran out of patience and left.
-        truncated: (B,) bool, the session hit ``max_steps``.
-        final_history: (B, H) history at the end of the step, before any reset.
-        final_steps: (B,) slates seen at the end of the step, before any reset.
-    """
-
-    reward: torch.Tensor
-    clicks: torch.Tensor
-    purchases: torch.Tensor
-    terminated: torch.Tensor
-    truncated: torch.Tensor
-    final_history: torch.Tensor
-    final_steps: torch.Tensor
-
-    @property
-    def done(self) -> torch.Tensor:
-        return self.terminated | self.truncated
+__all__ = [
+    "FIRST_CATEGORY_FEATURE",
+    "POPULARITY_FEATURE",
+    "PRICE_FEATURE",
+    "ShopperSimulator",
+    "StepOutcome",
+]
 
 
 class ShopperSimulator:
@@ -67,11 +65,11 @@ class ShopperSimulator:
 
     Args:
         world: the ground truth (moved to ``device``).
-        config: the session dynamics.
+        config: the shopper dynamics.
         num_shoppers: B, the batch size.
         shoppers: which part of the population to draw from: ``"train"``, ``"test"`` or ``"all"``.
         device: ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
-        seed: seed of the generator; :meth:`reset` can reseed.
+        seed: seed of every part's random stream; :meth:`reset` can reseed.
     """
 
     def __init__(
@@ -88,111 +86,128 @@ class ShopperSimulator:
                 f"the number of shoppers (num_envs) must be a positive integer, got {num_shoppers!r}"
             )
         self.device = dev = resolve_device(device)
-        self.world = world.to(dev)
+        self.world = world = world.to(dev)
         self.config = config
         self.num_shoppers = num_shoppers
         self.shoppers = shoppers
         self.num_items = world.num_items
-        self.generator = torch.Generator(device=dev)
-        self.generator.manual_seed(seed if seed is not None else secrets.randbits(63))
         if config.num_candidates > world.num_items:
             raise ConfigError(
                 f"num_candidates ({config.num_candidates}) exceeds the World's catalogue "
                 f"({world.num_items} items)"
             )
-        self.population = world.shopper_indices(shoppers).to(dev)
-        if len(self.population) == 0:
-            raise ConfigError(f"the World has no {shoppers!r} shoppers")
-        self._log_price_ratio = (world.item_price / world.item_price.median()).log().to(dev)
-        self._candidate_logits = (
-            world.item_popularity.clamp(min=1).log().to(dev)
-            if config.candidate_sampling == "popularity"
-            else None
+        calibration = world.calibration
+        self.beta = calibration.beta
+        self.no_click_utility = (
+            calibration.no_click_utility if config.no_click_utility is None else config.no_click_utility
         )
-        self._position_bias = world.calibration.position_bias(config.slate_size).to(dev)
-        # Row M of the feature table is all zeros: the features of an empty history slot.
-        features = self.item_features()
-        self.feature_table = torch.cat([features, features.new_zeros(1, features.shape[1])]).to(dev)
-        batch = (num_shoppers,)
-        self.shopper = torch.zeros(batch, dtype=torch.long, device=dev)
-        self.patience = torch.zeros(batch, device=dev)
-        self.steps = torch.zeros(batch, dtype=torch.long, device=dev)
-        self.history = torch.full((num_shoppers, config.history_length), self.num_items, device=dev)
-        self.candidates = torch.zeros((num_shoppers, config.num_candidates), dtype=torch.long, device=dev)
+        logits = calibration.position_logits if config.position_logits is None else config.position_logits
+        self.position_bias = type(calibration)(position_logits=logits).position_bias(config.slate_size).to(dev)
+        self.multiple_clicks = config.choice_model == "pbm"
+        self.episode_steps = torch.zeros(num_shoppers, dtype=torch.long, device=dev)
 
-    # ----------------------------------------------------------------- features
-    def item_features(self) -> torch.Tensor:
-        """(M, F) item features as a real system could know them.
+        # The wiring: every part, in update order.
+        self.population = Population(self, world.shopper_indices(shoppers))
+        self.corpus = Corpus(self)
+        self.choice = Choice(self, self.beta, self.no_click_utility, self.position_bias)
+        self.purchases = Purchases(self)
+        self.history = History(self)
+        self.budget = Budget(self)
+        self.drift = Drift(self) if config.drift_rate else None
+        self.boredom = Boredom(self) if config.boredom_weight else None
+        self.returns = Returns(self) if config.lifetime_days else None
+        self.parts: list[Part] = [
+            part
+            for part in (
+                self.population,
+                self.corpus,
+                self.choice,
+                self.purchases,
+                self.history,
+                self.budget,
+                self.drift,
+                self.boredom,
+                self.returns,
+            )
+            if part is not None
+        ]
+        self._utility_parts = [part for part in self.parts if type(part).utility is not Part.utility]
+        self.seed(seed if seed is not None else secrets.randbits(63))
 
-        Columns: popularity (log count, scaled to [0, 1]), price (standardised log
-        price), C category indicators, then for ``exact``/``noisy`` features the
-        standardised latent item representation of the World's model (r columns;
-        for MF the item vector and bias).
-        """
-        world, config = self.world, self.config
-        popularity = world.item_popularity.log1p()
-        popularity = popularity / popularity.max().clamp(min=1e-12)
-        log_price = world.item_price.log()
-        price = (log_price - log_price.mean()) / log_price.std().clamp(min=1e-12)
-        columns = [popularity[:, None], price[:, None], world.item_category]
-        if config.item_features != "content":
-            latent = world.item_representation()
-            latent = (latent - latent.mean(0)) / latent.std(0).clamp(min=1e-12)
-            if config.item_features == "noisy":
-                # Fixed per item (its own generator), so features do not change between steps.
-                noise_generator = torch.Generator().manual_seed(0)
-                noise = torch.randn(latent.shape, generator=noise_generator).to(latent.device)
-                latent = latent + config.feature_noise * noise
-            columns.append(latent)
-        return torch.cat(columns, dim=1).float()
+    # ------------------------------------------------------------- item tables
+    @property
+    def feature_table(self) -> torch.Tensor:
+        """(M + 1, F) item features; row M (an empty history slot) is zeros."""
+        return self.corpus.feature_table
 
     @property
     def num_features(self) -> int:
         return self.feature_table.shape[1]
 
+    def item_features(self) -> torch.Tensor:
+        """(M, F) item features as a real system could know them (see ``parts.corpus``)."""
+        return self.feature_table[:-1]
+
+    @property
+    def unit_item_vectors(self) -> torch.Tensor:
+        """(M, r) the World's standardised item representation, rows of unit length."""
+        if not hasattr(self, "_unit_item_vectors"):
+            vectors = standardised(self.world.item_representation().float())
+            self._unit_item_vectors = vectors / vectors.norm(dim=1, keepdim=True).clamp(min=1e-12)
+        return self._unit_item_vectors
+
+    # ------------------------------------------------------ state, for readers
+    @property
+    def shopper(self) -> torch.Tensor:
+        """(B,) World shopper index of each row."""
+        return self.population.state["shopper"]
+
+    @property
+    def candidates(self) -> torch.Tensor:
+        """(B, N) catalogue items offered for the next slate."""
+        return self.corpus.state["candidates"]
+
+    @property
+    def patience(self) -> torch.Tensor:
+        return self.budget.state["patience"]
+
+    @property
+    def steps(self) -> torch.Tensor:
+        """(B,) slates seen this session."""
+        return self.budget.state["steps"]
+
+    @property
+    def clicked_history(self) -> torch.Tensor:
+        """(B, H) last clicked items (``M`` = empty)."""
+        return self.history.state["history"]
+
     # -------------------------------------------------------------------- reset
     def seed(self, seed: int) -> None:
-        self.generator.manual_seed(seed)
+        """Seed every part's stream from ``seed`` and the part's name."""
+        for part in self.parts:
+            part.generator.manual_seed(_stream_seed(seed, part.name))
 
     def reset(self, seed: int | None = None) -> None:
-        """Start new sessions for every shopper (reseeding first if ``seed`` is given)."""
+        """Start new lifetimes for every row (reseeding first if ``seed`` is given)."""
         if seed is not None:
             self.seed(seed)
         everyone = torch.ones(self.num_shoppers, dtype=torch.bool, device=self.device)
-        self._start_sessions(everyone, self._draw_shoppers())
-        self.candidates = self._draw_candidates()
+        self._start(everyone, everyone)
+        self.corpus.refresh()
 
-    def _draw_shoppers(self) -> torch.Tensor:
-        """(B,) population indices drawn uniformly with replacement."""
-        rows = torch.randint(
-            len(self.population), (self.num_shoppers,), generator=self.generator, device=self.device
-        )
-        return self.population[rows]
-
-    def _draw_candidates(self) -> torch.Tensor:
-        """(B, N) distinct catalogue items per row, uniformly or popularity-weighted."""
-        if self._candidate_logits is None:
-            return uniform_subsets(
-                self.num_shoppers, self.num_items, self.config.num_candidates, self.generator, self.device
-            )
-        # Gumbel top-N of log-popularity: weighted sampling without replacement, O(B·M).
-        uniform = torch.rand(
-            (self.num_shoppers, self.num_items), generator=self.generator, device=self.device
-        )
-        keys = self._candidate_logits - torch.log(-torch.log(uniform.clamp(min=1e-20)))
-        return keys.topk(self.config.num_candidates, dim=1).indices
-
-    def _start_sessions(self, rows: torch.Tensor, new_shoppers: torch.Tensor) -> None:
-        """Replace the shoppers in ``rows`` (B,) bool with ``new_shoppers`` (B,)."""
-        self.shopper = torch.where(rows, new_shoppers, self.shopper)
-        self.patience = torch.where(rows, self.config.patience, self.patience)
-        self.steps = torch.where(rows, 0, self.steps)
-        self.history = torch.where(rows[:, None], self.num_items, self.history)
+    def _start(self, session: torch.Tensor, lifetime: torch.Tensor) -> None:
+        self.episode_steps = torch.where(lifetime, 0, self.episode_steps)
+        for part in self.parts:
+            part.start(session, lifetime)
 
     # --------------------------------------------------------------------- step
     def utilities(self, items: torch.Tensor) -> torch.Tensor:
-        """True utilities of (B, n) items for the current shoppers -> (B, n)."""
-        return self.world.utilities(self.shopper, items)
+        """True utilities of (B, n) catalogue items for the current shoppers in their
+        current state -> (B, n): the World's score plus every part's term."""
+        utility = self.world.utilities(self.shopper, items)
+        for part in self._utility_parts:
+            utility = utility + part.utility(items)
+        return utility
 
     def step(self, slates: torch.Tensor, check: bool = True) -> StepOutcome:
         """Show (B, k) slates of candidate indices; advance every shopper by one step.
@@ -201,77 +216,122 @@ class ShopperSimulator:
             slates: (B, k) int64, indices into ``candidates`` (distinct per row).
             check: validate the slates first (raises :class:`SlateError`).
         """
-        config, calibration = self.config, self.world.calibration
+        config = self.config
         if check:
             check_slates(slates, self.num_shoppers, config.slate_size, config.num_candidates)
         slates = slates.to(self.device, torch.long)
         items = self.candidates.gather(1, slates)  # (B, k)
         utility = self.utilities(items)
-        probabilities = choice_probabilities(
-            utility, calibration.beta, calibration.no_click_utility, self._position_bias
-        )
-        choice_uniform = torch.rand(self.num_shoppers, generator=self.generator, device=self.device)
-        purchase_uniform = torch.rand(self.num_shoppers, generator=self.generator, device=self.device)
-        choice = sample_choice(probabilities, choice_uniform)  # (B,), k = no click
-        clicked = choice < config.slate_size
-        position = choice.clamp(max=config.slate_size - 1)[:, None]
-        clicked_item = items.gather(1, position).squeeze(1)
-        purchase_logit = (
-            config.purchase_bias
-            + config.purchase_utility_weight * utility.gather(1, position).squeeze(1)
-            - config.purchase_price_weight * self._log_price_ratio[clicked_item]
-        )
-        purchased = clicked & (purchase_uniform < torch.sigmoid(purchase_logit))
+        clicks = self.choice.sample(utility)
+        purchases = self.purchases.respond(items, utility, clicks)
+        price = self.purchases.relative_price[items]
+        step = Step(items=items, utility=utility, clicks=clicks, purchases=purchases, price=price)
+        for part in self.parts:
+            part.update(step)
+        self.episode_steps = self.episode_steps + 1
 
-        positions = torch.arange(config.slate_size, device=self.device)
-        clicks = clicked[:, None] & (positions[None] == choice[:, None])
-        purchases = clicks & purchased[:, None]
-        reward = config.click_reward * clicked.float() + config.purchase_reward * purchased.float()
-
-        appended = torch.cat([self.history[:, 1:], clicked_item[:, None]], dim=1)
-        self.history = torch.where(clicked[:, None], appended, self.history)
-        self.patience = (
-            self.patience
-            - config.step_cost
-            - config.no_click_cost * (~clicked).float()
-            + config.purchase_refund * purchased.float()
-        )
-        self.steps = self.steps + 1
-        terminated = self.patience <= 0
-        truncated = (self.steps >= config.max_steps) & ~terminated
+        session_end = step.session_end
+        if self.returns is None:
+            terminated = session_end
+            truncated = (self.episode_steps >= config.max_steps) & ~terminated
+            comes_back = None
+        else:
+            comes_back, cut, days = self.returns.come_back(session_end)
+            terminated = session_end & ~comes_back & ~cut
+            truncated = (cut | (self.episode_steps >= config.max_steps)) & ~terminated
+            comes_back = comes_back & ~truncated
+            if self.boredom is not None:
+                self.boredom.rest(days)
+        # The next candidates belong in the final observation too: they do not depend
+        # on the shopper, and the next observation of the row shows the same ones.
+        self.corpus.refresh()
         outcome = StepOutcome(
-            reward=reward,
+            reward=step_reward(config, clicks, purchases, price),
             clicks=clicks,
             purchases=purchases,
             terminated=terminated,
             truncated=truncated,
-            final_history=self.history.clone(),
-            final_steps=self.steps.clone(),
+            final_state=self._observed_state(),
+            info={"revenue": (purchases * price).sum(1)},
         )
-        # Candidates do not depend on the shopper, so a new session starts with the
-        # same fresh candidates that the ended session's final observation shows.
-        self.candidates = self._draw_candidates()
-        self._start_sessions(outcome.done, self._draw_shoppers())
+        done = outcome.done
+        if comes_back is not None:
+            self._start(comes_back, torch.zeros_like(comes_back))
+        self._start(done, done)
         return outcome
 
     # ------------------------------------------------------------- observation
-    def observe(self, history: torch.Tensor | None = None, steps: torch.Tensor | None = None) -> dict:
-        """The agent's view of each shopper (no latent vectors), as tensors.
+    def _observed_state(self) -> dict[str, torch.Tensor]:
+        """The state tensors that :meth:`observe` reads. No copies: parts replace
+        their tensors and never write into them (see :class:`Part`)."""
+        return {key: part.state[key] for part in self.parts for key in part.observation_keys}
+
+    def observe(self, state: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+        """The agent's view of each shopper (no latent state), as tensors.
 
         Args:
-            history, steps: override the current ones (used for final observations).
+            state: ``StepOutcome.final_state`` to observe the state sessions ended in;
+                ``None`` for the current state.
 
         Returns:
             ``candidate_ids`` (B, N) int64, ``candidate_features`` (B, N, F) float32,
             ``history_ids`` (B, H) int64 (``M`` = empty slot), ``history_features``
-            (B, H, F) float32 (zeros for empty slots), ``step`` (B, 1) float32.
+            (B, H, F) float32 (zeros for empty slots), ``step`` (B, 1) float32, and
+            with lifetimes ``session`` and ``days_away`` (B, 1) float32.
         """
-        history = self.history if history is None else history
-        steps = self.steps if steps is None else steps
+        observation: dict[str, torch.Tensor] = {}
+        for part in self.parts:
+            if part.observation_keys:
+                source = part.state if state is None else state
+                observation |= part.observe(source)
+        return observation
+
+    def observation_spec(self) -> dict[str, tuple]:
+        """Per observation key: ``("box", shape, low, high)`` or ``("ids", shape, n)``."""
+        spec: dict[str, tuple] = {}
+        for part in self.parts:
+            spec |= part.observation_spec()
+        return spec
+
+    # ------------------------------------------------- snapshots, for planning
+    def snapshot(self) -> dict[str, Any]:
+        """A copy of the whole state: every part's tensors and random streams."""
         return {
-            "candidate_ids": self.candidates,
-            "candidate_features": self.feature_table[self.candidates],
-            "history_ids": history,
-            "history_features": self.feature_table[history],
-            "step": steps[:, None].float(),
+            "episode_steps": self.episode_steps.clone(),
+            "parts": {part.name: {key: value.clone() for key, value in part.state.items()} for part in self.parts},
+            "generators": {part.name: part.generator.get_state() for part in self.parts},
         }
+
+    def restore(self, snapshot: dict[str, Any]) -> None:
+        """Return to a :meth:`snapshot` of this simulator (or of one with the same B)."""
+        self.load_rows(snapshot, repeats=1)
+        for part in self.parts:
+            part.generator.set_state(snapshot["generators"][part.name])
+
+    def load_rows(self, snapshot: dict[str, Any], repeats: int) -> None:
+        """Take the state of a simulator of B / ``repeats`` rows, each row repeated
+        ``repeats`` times in a row (rows b*repeats .. b*repeats + repeats - 1 copy row b).
+        Random streams are left as they are."""
+        self.episode_steps = snapshot["episode_steps"].repeat_interleave(repeats, 0)
+        for part in self.parts:
+            saved = snapshot["parts"][part.name]
+            for key, value in saved.items():
+                if value.shape[0] * repeats != self.num_shoppers:
+                    raise ConfigError(
+                        f"a snapshot of {value.shape[0]} rows x {repeats} does not fit {self.num_shoppers} shoppers"
+                    )
+                part.state[key] = value.repeat_interleave(repeats, 0)
+
+    # ------------------------------------------------------ expected rewards
+    def click_values(self, items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """For (B, n) items in the current state: (B, n) utilities and (B, n) expected
+        reward of a click on each (what the myopic oracle weighs)."""
+        utility = self.utilities(items)
+        purchase = self.purchases.probability(items, utility)
+        return utility, reward_per_click(self.config, purchase, self.purchases.relative_price[items])
+
+
+def _stream_seed(seed: int, name: str) -> int:
+    """A seed for the stream of part ``name``, independent of the other parts'."""
+    sequence = np.random.SeedSequence([seed % (1 << 63), zlib.crc32(name.encode())])
+    return int(sequence.generate_state(1, dtype=np.uint64)[0] % (1 << 63))

@@ -108,7 +108,7 @@ def check_rollout(world, config: ShopperConfig, batch: int, seed: int, steps: in
             + config.purchase_refund * purchased.float()
         )
         assert torch.equal(outcome.terminated, expected_patience <= 0)
-        assert torch.equal(outcome.final_steps, before["steps"] + 1)
+        assert torch.equal(outcome.final_state["steps"], before["steps"] + 1)
         assert torch.equal(outcome.truncated, (before["steps"] + 1 >= config.max_steps) & ~outcome.terminated)
         assert not bool((outcome.terminated & outcome.truncated).any())
         assert torch.equal(outcome.done, outcome.terminated | outcome.truncated)
@@ -119,19 +119,19 @@ def check_rollout(world, config: ShopperConfig, batch: int, seed: int, steps: in
                 histories[row].append(int(shown[row, position]))
             kept = histories[row][-config.history_length :]
             padded = [num_items] * (config.history_length - len(kept)) + kept
-            assert outcome.final_history[row].tolist() == padded
+            assert outcome.final_state["history"][row].tolist() == padded
         done = outcome.done
         for row in done.nonzero().flatten().tolist():
             histories[row] = []
 
         # After the step: ended sessions restart, the others carry on.
         assert bool((sim.steps[done] == 0).all())
-        assert bool((sim.history[done] == num_items).all())
+        assert bool((sim.clicked_history[done] == num_items).all())
         assert bool((sim.patience[done] == config.patience).all())
         assert torch.equal(sim.steps[~done], before["steps"][~done] + 1)
         assert torch.allclose(sim.patience[~done], expected_patience[~done])
         assert bool((sim.patience[~done] > 0).all())
-        assert torch.equal(sim.history[~done], outcome.final_history[~done])
+        assert torch.equal(sim.clicked_history[~done], outcome.final_state["history"][~done])
         assert torch.equal(sim.shopper[~done], before["shopper"][~done])
         assert bool((sim.steps < config.max_steps).all())
 
@@ -257,8 +257,8 @@ def test_final_observation_uses_final_history(synthetic):
     sim.step(torch.arange(5).expand(5, -1).clone())
     outcome = sim.step(torch.arange(5).expand(5, -1).clone())
     assert bool(outcome.done.all())
-    final = sim.observe(outcome.final_history, outcome.final_steps)
-    assert torch.equal(final["history_ids"], outcome.final_history)
+    final = sim.observe(outcome.final_state)
+    assert torch.equal(final["history_ids"], outcome.final_state["history"])
     assert torch.equal(final["step"][:, 0], torch.full((5,), 2.0))
     assert bool((sim.observe()["step"] == 0).all())
 
@@ -344,8 +344,14 @@ def same_rollouts(a, b) -> bool:
     for x, y in zip(a, b, strict=True):
         fields = x if isinstance(x, dict) else x.__dict__
         other = y if isinstance(y, dict) else y.__dict__
-        if not all(torch.equal(fields[key], other[key]) for key in fields):
+        if fields.keys() != other.keys():
             return False
+        for key, value in fields.items():
+            if isinstance(value, dict):
+                if not same_rollouts([value], [other[key]]):
+                    return False
+            elif not torch.equal(value, other[key]):
+                return False
     return True
 
 
@@ -392,7 +398,7 @@ def test_invalid_slates_raise_naming_the_row(synthetic):
     config = ShopperConfig(slate_size=3, num_candidates=6)
     sim = simulator(synthetic, config, batch=4, seed=0)
     good = torch.tensor([[0, 1, 2], [3, 4, 5], [5, 0, 1], [2, 4, 0]])
-    state = (sim.patience.clone(), sim.steps.clone(), sim.generator.get_state())
+    state = (sim.patience.clone(), sim.steps.clone(), [p.generator.get_state() for p in sim.parts])
 
     repeated = good.clone()
     repeated[2] = torch.tensor([1, 4, 1])
@@ -423,7 +429,7 @@ def test_invalid_slates_raise_naming_the_row(synthetic):
     # A rejected slate changes nothing.
     assert torch.equal(sim.patience, state[0])
     assert torch.equal(sim.steps, state[1])
-    assert torch.equal(sim.generator.get_state(), state[2])
+    assert all(torch.equal(p.generator.get_state(), s) for p, s in zip(sim.parts, state[2], strict=True))
     sim.step(good.int())  # other integer dtypes are fine
 
 
