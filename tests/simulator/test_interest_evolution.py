@@ -439,3 +439,14 @@ def test_runs_on_cuda():
     assert outcome.reward.device.type == "cuda"
     again = InterestEvolutionSimulator(InterestEvolutionConfig(), 256, "cuda", seed=0)
     assert torch.equal(again.step(slates).reward, outcome.reward)
+
+
+def test_check_script_runs_on_a_tiny_budget(capsys):
+    from shopgym.experiments.interest_evolution_check import main, mean_ci
+
+    for policy in ("random", "greedy"):
+        text = main(["--episodes", "20", "--policy", policy])
+        assert "| shopgym | 20 |" in text and "RecSim" not in text
+    assert "mean return" in capsys.readouterr().out
+    mean, low, high = mean_ci([1.0, 2.0, 3.0])
+    assert low < mean == 2.0 < high
