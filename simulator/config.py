@@ -141,8 +141,19 @@ class ShopperConfig:
     population: Population = "fitted"
     """``fitted``: shoppers of the World's population; ``new``: new shoppers drawn
     from a Gaussian mixture fitted to the World's user side, with no history."""
+    new_shopper_components: int = 8
+    """K, the Gaussian components of the mixture that new shoppers are drawn from
+    (diagonal covariances, fitted by EM to the train shoppers' user-side parameters)."""
+    new_shopper_pool: int = 2048
+    """How many new shoppers are drawn from the mixture (half train, half test); new
+    lifetimes draw uniformly from their half."""
+    new_shopper_seed: int = 0
+    """Seed of the mixture fit, of the pool's draws and of which items are new: the
+    new population and the new items are a fixed function of the World and this
+    seed, not of the environment's seed."""
     new_item_fraction: float = 0.0
-    """Share of the catalogue held back as new items that enter mid-episode."""
+    """Share of the catalogue held back as new items that enter mid-episode (each
+    with its own arrival step, content features only, popularity 0)."""
     new_item_arrival_steps: int = 20
     """New items arrive uniformly over the first this-many steps of an episode."""
 
@@ -150,15 +161,25 @@ class ShopperConfig:
         for name, value in asdict(self).items():
             if isinstance(value, float) and not math.isfinite(value):
                 raise ConfigError(f"ShopperConfig.{name} must be finite, got {value!r}")
-        positive_ints = ("slate_size", "num_candidates", "history_length", "max_steps", "new_item_arrival_steps")
+        positive_ints = (
+            "slate_size",
+            "num_candidates",
+            "history_length",
+            "max_steps",
+            "new_item_arrival_steps",
+            "new_shopper_components",
+        )
         for name in positive_ints:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"ShopperConfig.{name} must be a positive integer, got {value!r}")
-        for name in ("leave_after_unsatisfying", "lifetime_days"):
+        for name in ("leave_after_unsatisfying", "lifetime_days", "new_shopper_seed"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ConfigError(f"ShopperConfig.{name} must be an integer >= 0, got {value!r}")
+        pool = self.new_shopper_pool
+        if not isinstance(pool, int) or isinstance(pool, bool) or pool < 2:
+            raise ConfigError(f"ShopperConfig.new_shopper_pool must be an integer >= 2, got {pool!r}")
         if self.slate_size > self.num_candidates:
             raise ConfigError(
                 f"ShopperConfig.slate_size ({self.slate_size}) must not exceed "
@@ -191,7 +212,9 @@ class ShopperConfig:
         if not -1 <= self.drift_rate <= 1:
             raise ConfigError(f"ShopperConfig.drift_rate must be in [-1, 1], got {self.drift_rate!r}")
         if not 0 <= self.new_item_fraction < 1:
-            raise ConfigError(f"ShopperConfig.new_item_fraction must be in [0, 1), got {self.new_item_fraction!r}")
+            raise ConfigError(
+                f"ShopperConfig.new_item_fraction must be in [0, 1), got {self.new_item_fraction!r}"
+            )
         if self.return_delay_days < 1:
             raise ConfigError(f"ShopperConfig.return_delay_days must be >= 1, got {self.return_delay_days!r}")
         choices = (

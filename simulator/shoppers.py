@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from shopgym.simulator.cold_start import new_shopper_world, pool_members
 from shopgym.simulator.config import ShopperConfig
 from shopgym.simulator.device import resolve_device
 from shopgym.simulator.errors import ConfigError
@@ -36,6 +37,7 @@ from shopgym.simulator.parts.base import Part, Step
 from shopgym.simulator.parts.boredom import Boredom
 from shopgym.simulator.parts.budget import Budget
 from shopgym.simulator.parts.choice import Choice
+from shopgym.simulator.parts.complements import Complements
 from shopgym.simulator.parts.corpus import (
     FIRST_CATEGORY_FEATURE,
     POPULARITY_FEATURE,
@@ -86,6 +88,11 @@ class ShopperSimulator:
                 f"the number of shoppers (num_envs) must be a positive integer, got {num_shoppers!r}"
             )
         self.device = dev = resolve_device(device)
+        if config.population == "new":
+            # Cold start: the World plus a pool of shoppers drawn from a mixture fitted to its user side.
+            world = new_shopper_world(
+                world, config.new_shopper_components, config.new_shopper_pool, config.new_shopper_seed
+            )
         self.world = world = world.to(dev)
         self.config = config
         self.num_shoppers = num_shoppers
@@ -107,7 +114,10 @@ class ShopperSimulator:
         self.episode_steps = torch.zeros(num_shoppers, dtype=torch.long, device=dev)
 
         # The wiring: every part, in update order.
-        self.population = Population(self, world.shopper_indices(shoppers))
+        new = config.population == "new"
+        self.population = Population(
+            self, pool_members(world, shoppers) if new else world.shopper_indices(shoppers)
+        )
         self.corpus = Corpus(self)
         self.choice = Choice(self, self.beta, self.no_click_utility, self.position_bias)
         self.purchases = Purchases(self)
@@ -115,6 +125,7 @@ class ShopperSimulator:
         self.budget = Budget(self)
         self.drift = Drift(self) if config.drift_rate else None
         self.boredom = Boredom(self) if config.boredom_weight else None
+        self.complements = Complements(self) if config.complement_weight else None
         self.returns = Returns(self) if config.lifetime_days else None
         self.parts: list[Part] = [
             part
@@ -127,6 +138,7 @@ class ShopperSimulator:
                 self.budget,
                 self.drift,
                 self.boredom,
+                self.complements,
                 self.returns,
             )
             if part is not None
