@@ -8,6 +8,27 @@ from shopgym.simulator.errors import ConfigError
 from shopgym.simulator.parts.base import Part, Step
 
 
+def category_lift(users: torch.Tensor, categories: torch.Tensor, num_users: int) -> torch.Tensor:
+    """(C, C) lift of category pairs over shoppers, from (E,) event shoppers and (E, C)
+    the multi-hot categories of each event's item::
+
+        h_uc = [shopper u has an event on an item of category c]
+        P(c) = mean_u h_uc,   P(c, d) = mean_u h_uc h_ud
+        lift[c, d] = P(c, d) / (P(c) P(d))        (0 where P(c) P(d) = 0)
+
+    1 means c and d co-occur as often as independence predicts, above 1 that they go
+    together (complements). The diagonal is 1 / P(c). ``num_users`` counts shoppers
+    without events too (they lower every P alike).
+    """
+    has = torch.zeros((num_users, categories.shape[1]), dtype=torch.float64, device=categories.device)
+    has = has.index_add(0, users.to(categories.device).long(), categories.double()).clamp(max=1)
+    single = has.mean(0)  # (C,)
+    joint = has.T @ has / num_users  # (C, C)
+    expected = single[:, None] * single[None, :]
+    lift = torch.where(expected > 0, joint / expected.clamp(min=1e-300), 0.0)
+    return lift.float()
+
+
 def complement_matrix(lift: torch.Tensor) -> torch.Tensor:
     """(C, C) category lift -> (C, C) row-stochastic complement weights A.
 
