@@ -230,10 +230,20 @@ def new_shopper_world(world: World, components: int = 8, pool: int = 2048, seed:
     docstring). Cached per (World hash, components, pool, seed).
 
     The card's ``new_shoppers`` section records the first pool index, the pool size,
-    the fit and the source World's hash; :func:`pool_members` reads it.
+    the fit and the source World's hash; :func:`pool_members` reads it. A World that
+    already holds the same pool comes back as it is (simulators built from another
+    simulator's ``world``, as planning copies are, keep its shoppers).
     """
     if pool < 2:
         raise ConfigError(f"the new-shopper pool needs at least 2 shoppers (train and test), got {pool}")
+    section = world.card.get(CARD_KEY)
+    if section is not None:
+        if (section["components_asked"], section["pool"], section["seed"]) == (components, pool, seed):
+            # Already such a World (a planning copy of a simulator is built from its world).
+            return world
+        raise ConfigError(
+            f"this World already holds a pool of new shoppers ({section}); pass the World it came from"
+        )
     key = (world.hash, components, pool, seed)
     cached = _cache.get(key)
     if cached is not None:
@@ -256,6 +266,7 @@ def new_shopper_world(world: World, components: int = 8, pool: int = 2048, seed:
                 "first": first,
                 "pool": pool,
                 "components": len(mixture.weights),
+                "components_asked": components,
                 "seed": seed,
                 "source_world_hash": key[0],
                 "fit": {

@@ -153,6 +153,17 @@ def test_new_shoppers_come_from_the_pool_and_their_utilities_from_it(synthetic):
     assert bool((sim.clicked_history == synthetic.num_items).all())
 
 
+def test_a_simulator_built_from_a_new_shopper_world_keeps_its_pool(synthetic):
+    # Planning copies (the oracle's lookahead) are built from simulator.world and its config.
+    config = ShopperConfig(population="new", new_shopper_components=3, new_shopper_pool=64)
+    sim = simulator(synthetic, config)
+    copy = simulator(sim.world, config)
+    assert copy.world is sim.world
+    assert torch.equal(copy.population.members, sim.population.members)
+    with pytest.raises(ConfigError, match="already holds"):
+        new_shopper_world(sim.world, components=3, pool=32, seed=0)
+
+
 def test_new_population_does_not_depend_on_the_env_seed(synthetic):
     config = ShopperConfig(population="new", new_shopper_components=3, new_shopper_pool=64)
     a, b = simulator(synthetic, config, seed=0), simulator(synthetic, config, seed=5)
