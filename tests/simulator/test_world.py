@@ -541,6 +541,11 @@ def test_movielens_world(movielens):
     metrics = movielens.card["fit"]["test_metrics"]
     assert metrics["neumf"]["ndcg@10"] > metrics["popularity"]["ndcg@10"]
     assert movielens.model_name == "neumf"
+    # Learned item features: BPR-MF (another family than NeuMF), better than popularity too.
+    learned = movielens.card["learned_features"]
+    assert learned["model"] == "bpr"
+    assert movielens.learned_item_features.shape == (movielens.num_items, learned["fit_config"]["dim"] + 1)
+    assert learned["test_metrics"]["bpr"]["ndcg@10"] > metrics["popularity"]["ndcg@10"]
     target = config.target()
     assert movielens.calibration.target["ctr"] == list(target.ctr)
     rates = position_click_rates(movielens, movielens.calibration, config.slate_size, samples=5000, seed=99)
@@ -582,3 +587,116 @@ def test_save_atomically_keeps_a_world_already_there_and_leaves_no_staging(synth
     save_atomically(sub_catalogue(synthetic, torch.arange(10)), folder)
     assert World.load(folder).hash == synthetic.hash
     assert [path.name for path in folder.parent.iterdir()] == ["w"]
+
+
+# ----------------------------------------------------------------------------- learned item features
+@pytest.fixture(scope="module")
+def learned(synthetic) -> World:
+    """The synthetic World with (40, 3) learned item features."""
+    features = torch.randn(40, 3, generator=torch.Generator().manual_seed(5))
+    return replace(synthetic, learned_item_features=features)
+
+
+def test_learned_features_round_trip(learned, tmp_path, monkeypatch):
+    folder = learned.save(tmp_path / "world")
+    tensors = torch.load(folder / "tensors.pt", weights_only=True)
+    assert torch.equal(tensors["learned_item_features"], learned.learned_item_features)
+    forbid_refit(monkeypatch)
+    loaded = World.load(folder)
+    assert torch.equal(loaded.learned_item_features, learned.learned_item_features)
+    assert loaded.hash == learned.hash
+    # A World without them saves none and loads as None, with another hash.
+    plain = replace(learned, learned_item_features=None)
+    assert World.load(plain.save(tmp_path / "plain")).learned_item_features is None
+    assert "learned_item_features" not in torch.load(tmp_path / "plain" / "tensors.pt", weights_only=True)
+    assert plain.hash != learned.hash
+
+
+def test_hash_changes_with_the_learned_features(learned):
+    features = learned.learned_item_features
+    assert replace(learned, learned_item_features=perturbed(features)).hash != learned.hash
+    # Their width is part of what environments show.
+    assert replace(learned, learned_item_features=features[:, :2].contiguous()).hash != learned.hash
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        (torch.zeros(41, 3), r"learned_item_features has shape \(41, 3\), expected \(40, r\)"),
+        (torch.zeros(40), "learned_item_features has shape"),
+        (torch.zeros(40, 0), "learned_item_features has shape"),
+        (torch.zeros(40, 3, dtype=torch.float64), "learned_item_features must be a torch.float32"),
+        (torch.full((40, 3), math.nan), "learned_item_features contains NaN"),
+        (torch.full((40, 3), math.inf), "learned_item_features contains NaN"),
+        ([[0.0] * 3] * 40, "learned_item_features must be a torch.float32 tensor, got list"),
+    ],
+)
+def test_malformed_learned_features_are_rejected(synthetic, bad, message):
+    with pytest.raises(DataError, match=message):
+        replace(synthetic, learned_item_features=bad)
+
+
+def test_a_folder_with_a_malformed_learned_tensor_names_folder_and_problem(learned, tmp_path):
+    folder = learned.save(tmp_path / "world")
+    tensors = torch.load(folder / "tensors.pt", weights_only=True)
+    tensors["learned_item_features"] = tensors["learned_item_features"][:7]
+    torch.save(tensors, folder / "tensors.pt")
+    with pytest.raises(DataError, match="learned_item_features has shape") as info:
+        World.load(folder)
+    assert str(folder) in str(info.value)
+
+
+def test_a_format_2_world_is_refused_with_how_to_rebuild(synthetic, tmp_path):
+    folder = synthetic.save(tmp_path / "world")
+    card = json.loads((folder / "card.json").read_text())
+    card["ground_truth"]["format_version"] = 2
+    (folder / "card.json").write_text(json.dumps(card))
+    with pytest.raises(DataError, match="World format 2") as info:
+        World.load(folder)
+    assert "shopgym fit --out" in str(info.value) and str(folder) in str(info.value)
+
+
+@pytest.mark.gpu
+def test_to_another_device_moves_the_learned_features(learned):
+    moved = learned.to("cuda")
+    assert moved.learned_item_features.device.type == "cuda"
+    assert learned.learned_item_features.device.type == "cpu"
+    assert moved.hash == learned.hash
+
+
+def test_learned_features_model_follows_the_worlds_family():
+    config = WorldConfig()
+    assert [config.learned_model(name) for name in ("neumf", "gmf", "mlp", "mf", "bpr")] == [
+        "bpr",
+        "bpr",
+        "bpr",
+        "gmf",
+        "gmf",
+    ]
+    assert WorldConfig(learned_features_model=None).learned_model("neumf") is None
+    assert WorldConfig(learned_features_model="mlp").learned_model("bpr") == "mlp"
+    # The World's own architecture would hand agents the truth's kind of vectors.
+    with pytest.raises(ConfigError, match="World's own architecture"):
+        WorldConfig(learned_features_model="mf").learned_model("bpr")
+    with pytest.raises(ConfigError, match="--learned-features-model"):
+        WorldConfig(learned_features_model="svd")
+    with pytest.raises(ConfigError, match="--learned-features-epochs"):
+        WorldConfig(learned_features_epochs=0)
+
+
+def test_build_world_refuses_a_learned_model_of_the_worlds_architecture_before_fitting(monkeypatch):
+    forbid_refit(monkeypatch)
+    with pytest.raises(ConfigError, match="World's own architecture"):
+        build_world(load_ratings(), fit_config=TINY_MF, world_config=WorldConfig(learned_features_model="mf"))
+
+
+def test_synthetic_world_learned_features_are_opt_in_and_reproducible(synthetic):
+    assert synthetic.learned_item_features is None
+    world = build.synthetic_world(learned_features=True)
+    again = build.synthetic_world(learned_features=True)
+    assert world.learned_item_features.shape == (40, world.card["learned_features"]["dim"])
+    assert torch.equal(world.learned_item_features, again.learned_item_features)
+    assert world.hash == again.hash != synthetic.hash
+    # Only the learned features differ from the default synthetic World.
+    assert replace(world, learned_item_features=None, card=synthetic.card).hash == synthetic.hash
+    assert world.card["learned_features"]["model"] == "gmf"
