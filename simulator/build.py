@@ -6,7 +6,9 @@ enough training events as the catalogue, adds categories, prices and popularity,
 splits shoppers into train and test, standardises utilities and calibrates the
 choice model to a click target. It also fits a second model of another family on
 the same split, whose item vectors are the World's ``learned_item_features`` (what a
-shop's own recommender would know about its items).
+shop's own recommender would know about its items), and counts how often item
+categories go together among the training shoppers (``category_lift``, for the
+complementary-categories mechanism).
 
 :func:`default_world` loads the default World shipped with the package
 (``shopgym/data/worlds/movielens-neumf``, fitted once on CPU, so that
@@ -46,13 +48,17 @@ from shopgym.simulator.interactions import (
 )
 from shopgym.simulator.items import category_matrix, lognormal_prices
 from shopgym.simulator.models import MODEL_CLASSES, FitConfig, PreferenceModel, build_model, fit_model
+from shopgym.simulator.parts.complements import category_lift
 from shopgym.simulator.ranking import popularity_scorer, ranking_report
 from shopgym.simulator.splits import Split, leave_last_out
 from shopgym.simulator.world import Calibration, World
 
 # Part of the cache key of the default World: bump it whenever build_world gives
 # different tensors for the same data and configs, so stale caches are not reused.
-# 6: learned item features (a second model fitted on the same split).
+# 6: learned item features (a second model fitted on the same split). category_lift
+# came without a bump: it is an optional tensor that changes no other, and a bump
+# would refuse the shipped World; a World cached without it raises a clear error
+# where the lift is needed (complement_weight > 0), and with_category_lift adds it.
 BUILDER_VERSION = 6
 
 # The World shipped in the package: what default_world() gives for the default configs.
@@ -247,8 +253,43 @@ def build_world(
             },
         },
     )
+    world = replace(world, category_lift=_category_lift(split, catalogue, categories))
     world.card["build_wall_time_s"] = round(time.perf_counter() - started, 2)
     return world
+
+
+def _category_lift(split: Split, catalogue: np.ndarray, categories: torch.Tensor) -> torch.Tensor | None:
+    """(C, C) category lift over the split's training shoppers (their training events
+    on catalogue items; see ``parts.complements.category_lift``), ``None`` without categories."""
+    if categories.shape[1] == 0:
+        return None
+    position = np.full(split.num_items, -1)
+    position[catalogue] = np.arange(len(catalogue))
+    events = split.train[position[split.train[:, 1]] >= 0]
+    item_category = categories.float()[torch.as_tensor(position[events[:, 1]])]
+    return category_lift(torch.as_tensor(events[:, 0]), item_category, split.num_users).contiguous()
+
+
+def with_category_lift(world: World, interactions: Interactions) -> World:
+    """``world`` with the ``category_lift`` of the ``interactions`` it was fitted on (for
+    Worlds built before the lift was, such as the shipped default World:
+    ``with_category_lift(default_world(), load_ratings())``). The result has another hash.
+
+    Raises DataError when the interactions are not the World's (data hash, shoppers or
+    catalogue differ from its card).
+    """
+    card = world.card
+    if card.get("data", {}).get("sha256") != interactions.sha256:
+        raise DataError(f"{interactions.source}: not the data this World was fitted on (data hash differs)")
+    split = leave_last_out(interactions)
+    item_ids = card.get("catalogue", {}).get("item_ids")
+    if card.get("shopper_ids") != split.user_ids.tolist() or item_ids is None:
+        raise DataError(f"{interactions.source}: the World's card does not describe this data's split")
+    catalogue = np.searchsorted(split.item_ids, np.asarray(item_ids))
+    if len(catalogue) != world.num_items or not np.array_equal(split.item_ids[catalogue], item_ids):
+        raise DataError(f"{interactions.source}: the World's catalogue is not in this data")
+    lift = _category_lift(split, catalogue, world.item_category.cpu())
+    return replace(world, category_lift=None if lift is None else lift.to(world.device))
 
 
 def _fit_learned_features(

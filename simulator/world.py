@@ -14,7 +14,10 @@ saved as a folder::
 A World may also carry ``learned_item_features``: item vectors fitted by another
 model family on the same training data, the item features a real shop's own
 recommender would have (agents may see them; they are not the ground truth, but they
-change what environments show, so they are hashed and saved with it).
+change what environments show, so they are hashed and saved with it). It may also
+carry ``category_lift``: the (C, C) co-occurrence lift of item categories among the
+training shoppers of the fitting data, which the complementary-categories mechanism
+reads (``shopgym.simulator.parts.complements``); hashed and saved when present.
 
 Loading never refits. :attr:`World.hash` digests everything that defines the
 ground truth (model parameters, tensors, standardisation, calibration) and goes
@@ -45,7 +48,7 @@ FORMAT_VERSION = 3
 TENSOR_NAMES = ("catalogue", "item_category", "item_price", "item_popularity", "test_shopper")
 _DTYPES = {"catalogue": torch.long, "test_shopper": torch.bool}
 # Optional tensors: saved and hashed only when present.
-OPTIONAL_TENSOR_NAMES = ("learned_item_features",)
+OPTIONAL_TENSOR_NAMES = ("learned_item_features", "category_lift")
 
 
 @dataclass(frozen=True)
@@ -109,6 +112,9 @@ class World:
         test_shopper: (U,) bool, True for shoppers held out for evaluation.
         learned_item_features: (M, r) item vectors of another model family fitted on
             the same training data (card: ``learned_features``), or ``None``.
+        category_lift: (C, C) ``P(c and d) / (P(c) P(d))`` over the fitting data's
+            training shoppers (P(c): the share of them with an event on an item of
+            category c; see ``parts.complements.category_lift``), or ``None``.
 
     The utility of World item i for shopper u is
     ``(f(u, catalogue[i]) - utility_shift) / utility_scale`` with f the model's score:
@@ -129,6 +135,7 @@ class World:
     category_names: tuple[str, ...]
     card: dict = field(default_factory=dict, repr=False)
     learned_item_features: torch.Tensor | None = field(default=None, repr=False)
+    category_lift: torch.Tensor | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.model_name not in MODEL_CLASSES or not isinstance(self.model, MODEL_CLASSES[self.model_name]):
@@ -172,6 +179,7 @@ class World:
         if self.num_shoppers < 2 or not (0 < int(self.test_shopper.sum()) < self.num_shoppers):
             raise DataError("World: needs both train and test shoppers")
         self._check_learned_item_features()
+        self._check_category_lift()
 
     def _check_learned_item_features(self) -> None:
         features = self.learned_item_features
@@ -191,6 +199,21 @@ class World:
             )
         if not bool(torch.isfinite(features).all()):
             raise DataError("World: learned_item_features contains NaN or infinite values")
+
+    def _check_category_lift(self) -> None:
+        lift = self.category_lift
+        if lift is None:
+            return
+        if not isinstance(lift, torch.Tensor) or lift.dtype != torch.float32:
+            found = lift.dtype if isinstance(lift, torch.Tensor) else type(lift).__name__
+            raise DataError(f"World: category_lift must be a torch.float32 tensor, got {found}")
+        expected = (self.num_categories, self.num_categories)
+        if tuple(lift.shape) != expected:
+            raise DataError(f"World: category_lift has shape {tuple(lift.shape)}, expected {expected}")
+        if lift.device != self.device:
+            raise DataError(f"World: category_lift is on {lift.device}, the World on {self.device}")
+        if not bool((torch.isfinite(lift) & (lift >= 0)).all()):
+            raise DataError("World: category_lift must be finite and >= 0")
 
     @property
     def num_shoppers(self) -> int:

@@ -10,31 +10,39 @@ from shopgym.simulator.parts.base import Part, Step
 
 def category_lift(users: torch.Tensor, categories: torch.Tensor, num_users: int) -> torch.Tensor:
     """(C, C) lift of category pairs over shoppers, from (E,) event shoppers and (E, C)
-    the multi-hot categories of each event's item::
+    the multi-hot categories of each event's item. With s_uc the share of shopper u's
+    events on items of category c (0 for a shopper without events)::
 
-        h_uc = [shopper u has an event on an item of category c]
-        P(c) = mean_u h_uc,   P(c, d) = mean_u h_uc h_ud
-        lift[c, d] = P(c, d) / (P(c) P(d))        (0 where P(c) P(d) = 0)
+        lift[c, d] = mean_u s_uc s_ud / (mean_u s_uc * mean_u s_ud)     (0 where a mean is 0)
 
-    1 means c and d co-occur as often as independence predicts, above 1 that they go
-    together (complements). The diagonal is 1 / P(c). ``num_users`` counts shoppers
-    without events too (they lower every P alike).
+    1 means the shoppers' shares of c and d are uncorrelated, above 1 that shoppers
+    who buy much of c also buy much of d (complements). For shoppers with one event
+    each, s_uc is the indicator "u has an item in c" and this is
+    P(c and d) / (P(c) P(d)); shares instead of indicators because shoppers with many
+    events (MovieLens shoppers have dozens) have an item in nearly every category,
+    which puts the indicator lift at 1 for every pair. The diagonal is not a pair
+    (the complement weights ignore it).
     """
-    has = torch.zeros((num_users, categories.shape[1]), dtype=torch.float64, device=categories.device)
-    has = has.index_add(0, users.to(categories.device).long(), categories.double()).clamp(max=1)
-    single = has.mean(0)  # (C,)
-    joint = has.T @ has / num_users  # (C, C)
-    expected = single[:, None] * single[None, :]
-    lift = torch.where(expected > 0, joint / expected.clamp(min=1e-300), 0.0)
-    return lift.float()
+    device = categories.device
+    users = users.to(device).long()
+    counts = torch.zeros((num_users, categories.shape[1]), dtype=torch.float64, device=device)
+    counts = counts.index_add(0, users, categories.double())
+    events = torch.zeros(num_users, dtype=torch.float64, device=device).index_add(
+        0, users, torch.ones(len(users), dtype=torch.float64, device=device)
+    )
+    share = counts / events[:, None].clamp(min=1)  # (U, C)
+    mean = share.mean(0)  # (C,)
+    joint = share.T @ share / num_users  # (C, C)
+    expected = mean[:, None] * mean[None, :]
+    return torch.where(expected > 0, joint / expected.clamp(min=1e-300), 0.0).float()
 
 
 def complement_matrix(lift: torch.Tensor) -> torch.Tensor:
     """(C, C) category lift -> (C, C) row-stochastic complement weights A.
 
-    ``lift[c, d] = P(both c and d) / (P(c) P(d))`` over the fitting data's training
-    shoppers (``World.category_lift``). The complements of c are the other categories
-    bought together with c more often than chance::
+    The lift (``World.category_lift``, :func:`category_lift`) over the fitting data's
+    training shoppers. The complements of c are the other categories bought together
+    with c more than chance predicts::
 
         A[c, d] = max(lift[c, d] - 1, 0) / sum_{d' != c} max(lift[c, d'] - 1, 0)    (d != c)
         A[c, c] = 0
@@ -71,7 +79,9 @@ class Complements(Part):
             raise ConfigError(
                 "complement_weight > 0 needs a World with a category lift (co-occurrence of "
                 "categories in the fitting data, World.category_lift); this World has none "
-                "(synthetic, or built by an older shopgym): refit it or set complement_weight=0"
+                "(synthetic, shipped or cached before the lift existed): add it with "
+                "shopgym.simulator.build.with_category_lift(world, interactions), refit it, "
+                "or set complement_weight=0"
             )
         category = world.item_category
         if tuple(lift.shape) != (category.shape[1], category.shape[1]):

@@ -9,10 +9,13 @@ import numpy as np
 import pytest
 import torch
 
+from shopgym.simulator import build
 from shopgym.simulator.config import ShopperConfig
-from shopgym.simulator.errors import ConfigError
+from shopgym.simulator.errors import ConfigError, DataError
+from shopgym.simulator.interactions import load_ratings
 from shopgym.simulator.parts.complements import category_lift, complement_matrix
 from shopgym.simulator.shoppers import ShopperSimulator
+from shopgym.simulator.splits import Split
 from shopgym.simulator.world import World
 
 # Category 0 goes with 1 (lift 2), 2 with 3 (lift 1.5); the rest near independence or below.
@@ -41,17 +44,25 @@ def simulator(world, config, batch=8, seed=0):
     return sim
 
 
-def test_category_lift_counts_shoppers_with_both_categories():
-    # 4 shoppers, 3 categories; shopper 3 has no events.
-    users = torch.tensor([0, 0, 1, 1, 2])
-    categories = torch.tensor([[1, 0, 0], [0, 1, 0], [1, 1, 0], [1, 0, 0], [0, 0, 1]]).float()
-    lift = category_lift(users, categories, num_users=4)
-    single = torch.tensor([2, 2, 1]) / 4  # shoppers 0, 1 have c0 and c1; shopper 2 has c2
-    joint = torch.tensor([[2, 2, 0], [2, 2, 0], [0, 0, 1]]) / 4
+def test_category_lift_of_one_event_shoppers_is_the_co_occurrence_lift():
+    # One event per shopper: s_uc is "u has an item in c", the lift P(c and d) / (P(c) P(d)).
+    users = torch.tensor([0, 1, 2, 3])
+    categories = torch.tensor([[1, 1, 0], [1, 1, 0], [1, 0, 0], [0, 0, 1]]).float()
+    lift = category_lift(users, categories, num_users=5)  # shopper 4 has no events
+    single = torch.tensor([3, 2, 1]) / 5
+    joint = torch.tensor([[3, 2, 0], [2, 2, 0], [0, 0, 1]]) / 5
     assert torch.allclose(lift, joint / (single[:, None] * single[None, :]))
-    assert lift[0, 1] == 2.0 and lift[0, 2] == 0.0
+
+
+def test_category_lift_weighs_each_shopper_by_category_shares():
+    users = torch.tensor([0, 0, 0, 0, 1, 1])
+    categories = torch.tensor([[1, 0, 0], [1, 0, 0], [0, 1, 0], [1, 1, 0], [0, 0, 1], [1, 0, 0]]).float()
+    lift = category_lift(users, categories, num_users=2)
+    share = torch.tensor([[3 / 4, 2 / 4, 0], [1 / 2, 0, 1 / 2]])
+    expected = (share.T @ share / 2) / (share.mean(0)[:, None] * share.mean(0)[None, :])
+    assert torch.allclose(lift, expected)
     # A category nobody has: lift 0, not NaN.
-    empty = category_lift(users, torch.cat([categories, torch.zeros(5, 1)], 1), num_users=4)
+    empty = category_lift(users, torch.cat([categories, torch.zeros(6, 1)], 1), num_users=2)
     assert bool(torch.isfinite(empty).all()) and bool((empty[3] == 0).all())
 
 
@@ -112,8 +123,54 @@ def test_interest_lasts_the_lifetime_and_restarts_with_a_new_shopper(synthetic):
 def test_a_world_without_lift_is_a_config_error(synthetic):
     with pytest.raises(ConfigError, match="category lift"):
         simulator(synthetic, ShopperConfig(complement_weight=0.5))
-    with pytest.raises(ConfigError, match="shape"):
-        simulator(with_lift(synthetic, torch.ones(3, 3)), ShopperConfig(complement_weight=0.5))
+    with pytest.raises(DataError, match=r"category_lift has shape \(3, 3\), expected \(4, 4\)"):
+        with_lift(synthetic, torch.ones(3, 3))
+    with pytest.raises(DataError, match="finite"):
+        with_lift(synthetic, torch.full((4, 4), -1.0))
+
+
+def test_world_saves_loads_and_hashes_the_lift(synthetic, tmp_path):
+    world = with_lift(synthetic, LIFT)
+    assert world.hash != synthetic.hash
+    assert with_lift(synthetic, LIFT * 1.01).hash != world.hash
+    loaded = World.load(world.save(tmp_path / "lift"))
+    assert torch.equal(loaded.category_lift, LIFT) and loaded.hash == world.hash
+    # Without a lift, nothing is saved and the hash is the one it always was.
+    assert "category_lift" not in torch.load(
+        synthetic.save(tmp_path / "plain") / "tensors.pt", weights_only=True
+    )
+    assert World.load(tmp_path / "plain").category_lift is None
+
+
+def test_build_lift_counts_training_events_on_catalogue_items():
+    # 3 shoppers, model items 0..3; the catalogue sells items 1, 2, 3 (item 0 is dropped).
+    split = Split(
+        user_ids=np.arange(3),
+        item_ids=np.arange(4),
+        train=np.array([[0, 0], [0, 1], [0, 2], [1, 1], [2, 3], [2, 2]]),
+        valid=np.zeros((0, 2), dtype=np.int64),
+        test=np.zeros((0, 2), dtype=np.int64),
+    )
+    categories = torch.tensor([[1, 0], [0, 1], [1, 1]]).float()  # of catalogue items 1, 2, 3
+    lift = build._category_lift(split, np.array([1, 2, 3]), categories)
+    users = torch.tensor([0, 0, 1, 2, 2])
+    events = categories[torch.tensor([0, 1, 0, 2, 1])]  # items 1, 2, 1, 3, 2
+    assert torch.equal(lift, category_lift(users, events, 3))
+    assert build._category_lift(split, np.array([1, 2, 3]), torch.zeros(3, 0)) is None
+
+
+def test_the_shipped_world_gets_its_lift_from_the_embedded_data():
+    shipped = World.load(build.shipped_world_path())
+    assert shipped.category_lift is None
+    world = build.with_category_lift(shipped, load_ratings())
+    assert world.category_lift.shape == (shipped.num_categories,) * 2 and world.hash != shipped.hash
+    names = shipped.category_names
+    a = complement_matrix(world.category_lift)
+    assert names[int(a[names.index("Animation")].argmax())] == "Children"
+    sim = simulator(world, ShopperConfig(complement_weight=1.0), batch=4)
+    sim.step(torch.arange(5).expand(4, -1).clone())
+    with pytest.raises(DataError, match="not the data"):
+        build.with_category_lift(shipped, dataclasses.replace(load_ratings(), sha256="other"))
 
 
 def rollout(world, config, seed, steps=20, batch=16):
