@@ -285,7 +285,7 @@ def with_category_lift(world: World, interactions: Interactions) -> World:
     item_ids = card.get("catalogue", {}).get("item_ids")
     if card.get("shopper_ids") != split.user_ids.tolist() or item_ids is None:
         raise DataError(f"{interactions.source}: the World's card does not describe this data's split")
-    catalogue = np.searchsorted(split.item_ids, np.asarray(item_ids))
+    catalogue = np.searchsorted(split.item_ids, np.asarray(item_ids)).clip(max=split.num_items - 1)
     if len(catalogue) != world.num_items or not np.array_equal(split.item_ids[catalogue], item_ids):
         raise DataError(f"{interactions.source}: the World's catalogue is not in this data")
     lift = _category_lift(split, catalogue, world.item_category.cpu())
