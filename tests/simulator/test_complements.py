@@ -14,6 +14,7 @@ from shopgym.simulator.config import ShopperConfig
 from shopgym.simulator.errors import ConfigError, DataError
 from shopgym.simulator.interactions import load_ratings
 from shopgym.simulator.parts.complements import category_lift, complement_matrix
+from shopgym.simulator.parts.corpus import FIRST_CATEGORY_FEATURE
 from shopgym.simulator.shoppers import ShopperSimulator
 from shopgym.simulator.splits import Split
 from shopgym.simulator.world import World
@@ -200,3 +201,27 @@ def test_switched_off_is_the_plain_simulator(synthetic):
     assert same(reference, rollout(world, ShopperConfig(**base, complement_weight=0.0), seed=3))
     assert simulator(world, ShopperConfig(**base)).complements is None
     assert not same(reference, rollout(world, ShopperConfig(**base, complement_weight=2.0), seed=3))
+
+
+def test_category_indicators_are_in_the_observation(synthetic):
+    # Item feature columns 2 .. 2 + C are the categories that the complements act on.
+    sim = simulator(with_lift(synthetic, LIFT), ShopperConfig(complement_weight=1.0), batch=4)
+    observation = sim.observe()
+    columns = slice(FIRST_CATEGORY_FEATURE, FIRST_CATEGORY_FEATURE + synthetic.num_categories)
+    categories = observation["candidate_features"][..., columns]
+    assert torch.equal(categories, synthetic.item_category[observation["candidate_ids"]])
+    assert "interest" not in observation  # the latent interest is not observed
+
+
+def test_snapshot_and_restore_carry_the_interest(synthetic):
+    config = ShopperConfig(complement_weight=1.0, purchase_bias=20.0, new_item_fraction=0.2)
+    sim = simulator(with_lift(synthetic, LIFT), config, batch=8)
+    sim.step(torch.arange(5).expand(8, -1).clone())
+    saved = sim.snapshot()
+    first = [sim.step(torch.arange(5).expand(8, -1).clone()) for _ in range(3)]
+    sim.restore(saved)
+    again = [sim.step(torch.arange(5).expand(8, -1).clone()) for _ in range(3)]
+    for a, b in zip(first, again, strict=True):
+        assert torch.equal(a.reward, b.reward) and torch.equal(
+            a.final_state["candidates"], b.final_state["candidates"]
+        )
