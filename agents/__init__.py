@@ -6,13 +6,22 @@ from typing import Any
 
 from shopgym.agents.bandits import EpsilonGreedyAgent
 from shopgym.agents.base import Agent, Transition
-from shopgym.agents.baselines import OracleAgent, PopularityAgent, RandomAgent
+from shopgym.agents.baselines import PopularityAgent, RandomAgent
+from shopgym.agents.oracles import MyopicOracleAgent, OracleAgent, PlanningOracleAgent
 from shopgym.agents.static_mf import StaticMFAgent
 from shopgym.simulator.errors import ConfigError
 
 AGENTS: dict[str, type[Agent]] = {
     agent.name: agent
-    for agent in (RandomAgent, PopularityAgent, EpsilonGreedyAgent, StaticMFAgent, OracleAgent)
+    for agent in (
+        RandomAgent,
+        PopularityAgent,
+        EpsilonGreedyAgent,
+        StaticMFAgent,
+        OracleAgent,
+        MyopicOracleAgent,
+        PlanningOracleAgent,
+    )
 }
 
 
@@ -29,7 +38,9 @@ __all__ = [
     "AGENTS",
     "Agent",
     "EpsilonGreedyAgent",
+    "MyopicOracleAgent",
     "OracleAgent",
+    "PlanningOracleAgent",
     "PopularityAgent",
     "RandomAgent",
     "StaticMFAgent",

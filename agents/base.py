@@ -51,8 +51,8 @@ class Agent(ABC):
 
     Class attributes:
         name: the name used on the command line.
-        needs_oracle: the agent reads true utilities (``info["utilities"]``); only
-            the oracle upper bound may set this.
+        needs_oracle: the agent reads the true state (the simulator, through
+            :meth:`attach`); only the oracle upper bounds may set this.
         learns_online: ``observe`` updates the agent during evaluation.
         trains_before_evaluation: ``fit`` trains the agent on train shoppers first.
     """
@@ -79,6 +79,10 @@ class Agent(ABC):
         self.seed = seed
         self.rng = np.random.default_rng(seed)
         self.device = resolve_device(device)
+
+    def attach(self, env: Any) -> None:
+        """Called with the environment the agent is about to act in, before its first
+        ``act``. Only oracles (``needs_oracle``) use it, to read the simulator's truth."""
 
     def fit(self, env: Any, budget: int, seed: int) -> None:
         """Train before evaluation on ``env``, a vector environment of train shoppers,

@@ -1,4 +1,4 @@
-"""Policies that do not learn: random, popularity, and the oracle upper bound."""
+"""Policies that do not learn: random and popularity (the oracles are in ``oracles.py``)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import numpy as np
 
 from shopgym.agents.base import Agent, Observation, top_k
 from shopgym.envs.spaces import random_slates
-from shopgym.simulator.errors import ConfigError
 from shopgym.simulator.shoppers import POPULARITY_FEATURE
 
 
@@ -33,18 +32,3 @@ class PopularityAgent(Agent):
     def act(self, observation: Observation, info: dict[str, Any]) -> np.ndarray:
         popularity = observation["candidate_features"][..., POPULARITY_FEATURE]
         return top_k(popularity, self.slate_size, self.rng)
-
-
-class OracleAgent(Agent):
-    """Upper bound: reads the true utilities and shows the k best candidates.
-
-    Best first. It is myopic (it maximises the click and purchase probability of
-    each slate) and exists only as an upper bound: no real system sees these numbers."""
-
-    name = "oracle"
-    needs_oracle = True
-
-    def act(self, observation: Observation, info: dict[str, Any]) -> np.ndarray:
-        if "utilities" not in info:
-            raise ConfigError("the oracle needs an environment made with oracle_info=True")
-        return top_k(info["utilities"], self.slate_size, self.rng)

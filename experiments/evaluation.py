@@ -30,6 +30,7 @@ def evaluate(agent: Agent, env, episodes: int, seed: int) -> pd.DataFrame:
     finished = np.zeros(num_envs, dtype=int)
     totals = {key: np.zeros(num_envs) for key in ("return", "clicks", "purchases", "length")}
     rows: list[tuple] = []
+    agent.attach(env)
     observation, info = env.reset(seed=seed)
     while (finished < quota).any():
         action = agent.act(observation, info)

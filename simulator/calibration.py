@@ -17,7 +17,7 @@ a stated constant, recorded with the rest.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -201,3 +201,103 @@ def simulate_position_ctr(
     low, high = wilson_interval(clicks, impressions)
     ctr = clicks / impressions
     return pd.DataFrame({"impressions": impressions, "clicks": clicks, "ctr": ctr, "low": low, "high": high})
+
+
+def calibrate_in_simulator(
+    world: World,
+    config: ShopperConfig,
+    target: ClickTarget | None = None,
+    shoppers: int = 4096,
+    steps: int = 40,
+    rounds: int = 30,
+    seed: int = 0,
+    tolerance: float = 1e-4,
+) -> ShopperConfig:
+    """``config`` with the no-click utility and position logits that make uniformly
+    random slates, shown through the simulator itself with every dynamic of
+    ``config`` on, click at ``target``'s per-position rates (default: the World's
+    calibration target).
+
+    Each round runs ``shoppers`` random-policy sessions (autoreset, ``steps`` slates
+    each row, one fixed seed so every round sees the same draws) and averages the
+    click model's exact per-position click probabilities over every slate shown;
+    then it moves ``b_p`` by the log ratio of target to rate relative to position 1,
+    and ``beta * s0`` by minus the first position's log ratio. Raking of this kind
+    converges in a few rounds when the no-click option holds most of the mass (as
+    it does at realistic click rates); it stops when every log ratio is below
+    ``tolerance`` or after ``rounds``.
+    """
+    if target is None:
+        ctr = world.calibration.target.get("ctr")
+        if not ctr:
+            raise ConfigError("the World records no click target; pass one")
+        target = ClickTarget(ctr=tuple(ctr), source=world.calibration.target.get("source", "World"))
+    k = config.slate_size
+    wanted = torch.tensor(target.ctr[:k] + (target.ctr[-1],) * max(0, k - target.slate_size), dtype=torch.float64)
+    beta = world.calibration.beta
+    logits = torch.tensor(world.calibration.position_bias(k).tolist(), dtype=torch.float64)
+    scaled_no_click = beta * world.calibration.no_click_utility
+    for _ in range(rounds):
+        candidate = replace(config, no_click_utility=scaled_no_click / beta, position_logits=tuple(logits.tolist()))
+        rates = random_policy_click_rates(world, candidate, shoppers, steps, seed).double()
+        error = wanted.log() - rates.log()
+        if float(error.abs().max()) < tolerance:
+            break
+        logits = logits + error - error[0]
+        scaled_no_click = scaled_no_click - float(error[0])
+    return replace(config, no_click_utility=scaled_no_click / beta, position_logits=tuple(logits.tolist()))
+
+
+def random_policy_click_rates(
+    world: World, config: ShopperConfig, shoppers: int = 4096, steps: int = 40, seed: int = 0
+) -> torch.Tensor:
+    """(k,) mean exact click probability of each position over ``steps`` random slates
+    shown to each of ``shoppers`` rows of the simulator (episodes restart as they end),
+    after a burn-in of ``max_steps`` slates, so that sessions of every age are
+    represented as in a log of a random policy's impressions."""
+    simulator, slates_for = _random_policy_run(world, config, shoppers, seed)
+    k = config.slate_size
+    total = torch.zeros(k, dtype=torch.float64, device=simulator.device)
+    for _ in range(steps):
+        slates = slates_for()
+        utility = simulator.utilities(simulator.candidates.gather(1, slates))
+        total += simulator.choice.marginals(utility).sum(0).double()
+        simulator.step(slates, check=False)
+    return (total / (shoppers * steps)).cpu()
+
+
+def simulate_session_ctr(
+    world: World, config: ShopperConfig, shoppers: int = 4096, steps: int = 100, seed: int = 1
+) -> pd.DataFrame:
+    """Per-position click-through of uniformly random slates in random-policy sessions
+    of the simulator (sampled clicks, not probabilities), with 95% Wilson intervals.
+
+    Returns:
+        One row per position: ``impressions, clicks, ctr, low, high``.
+    """
+    simulator, slates_for = _random_policy_run(world, config, shoppers, seed)
+    k = config.slate_size
+    clicks = torch.zeros(k, dtype=torch.long, device=simulator.device)
+    for _ in range(steps):
+        clicks += simulator.step(slates_for(), check=False).clicks.sum(0)
+    clicks, impressions = clicks.cpu().numpy(), np.full(k, shoppers * steps)
+    low, high = wilson_interval(clicks, impressions)
+    return pd.DataFrame(
+        {"impressions": impressions, "clicks": clicks, "ctr": clicks / impressions, "low": low, "high": high}
+    )
+
+
+def _random_policy_run(world: World, config: ShopperConfig, shoppers: int, seed: int):
+    """A simulator of ``shoppers`` rows after ``max_steps`` random slates (the burn-in),
+    and the function that draws its next (B, k) uniformly random slates."""
+    simulator = ShopperSimulator(world, config, shoppers, shoppers="all", device=world.device, seed=seed)
+    simulator.reset()
+    generator = torch.Generator(device=simulator.device).manual_seed(seed)
+    n, k = config.num_candidates, config.slate_size
+
+    def slates_for() -> torch.Tensor:
+        return torch.rand((shoppers, n), generator=generator, device=simulator.device).argsort(1)[:, :k]
+
+    for _ in range(config.max_steps):
+        simulator.step(slates_for(), check=False)
+    return simulator, slates_for

@@ -37,6 +37,7 @@ def build_agent(
         name, env.single_observation_space, env.single_action_space, seed=seed, device="cpu", **kwargs
     )
     agent.fit(synthetic_env(num_envs, shoppers="train"), fit_budget, seed=10_000 + seed)
+    agent.attach(env)
     return env, agent
 
 

@@ -1,13 +1,10 @@
-"""Random, popularity and the oracle upper bound."""
+"""Random and popularity."""
 
 from __future__ import annotations
 
 import numpy as np
-import pytest
-import torch
 
-from shopgym.agents import OracleAgent, PopularityAgent, RandomAgent
-from shopgym.simulator.errors import ConfigError
+from shopgym.agents import PopularityAgent, RandomAgent
 from shopgym.simulator.shoppers import POPULARITY_FEATURE
 
 from .helpers import synthetic_env
@@ -15,34 +12,6 @@ from .helpers import synthetic_env
 
 def _make(cls, env, seed=0):
     return cls(env.single_observation_space, env.single_action_space, seed=seed, device="cpu")
-
-
-def test_oracle_without_oracle_info_raises_a_clear_error():
-    env = synthetic_env(oracle=False)
-    oracle = _make(OracleAgent, env)
-    observation, info = env.reset(seed=0)
-    with pytest.raises(ConfigError, match="oracle_info=True"):
-        oracle.act(observation, info)
-
-
-def test_oracle_shows_the_k_highest_true_utilities_best_first():
-    env = synthetic_env(oracle=True, shoppers="test")
-    oracle = _make(OracleAgent, env)
-    simulator = env.unwrapped.simulator
-    observation, info = env.reset(seed=0)
-    for _ in range(40):  # crosses many session ends (same-step autoreset)
-        utilities = info["utilities"]
-        # info["utilities"] are the true utilities of the shoppers now on screen and
-        # the candidates in the observation.
-        truth = simulator.world.utilities(simulator.shopper, torch.as_tensor(observation["candidate_ids"]))
-        np.testing.assert_allclose(utilities, truth.numpy(), rtol=1e-6)
-        slate = oracle.act(observation, info)
-        shown = np.take_along_axis(utilities, slate, axis=1)
-        assert (np.diff(shown, axis=1) <= 0).all(), "best first"
-        hidden = utilities.copy()
-        np.put_along_axis(hidden, slate, -np.inf, axis=1)
-        assert (shown.min(1) >= hidden.max(1)).all(), "the k best candidates"
-        observation, _, _, _, info = env.step(slate)
 
 
 def test_popularity_shows_the_most_popular_candidates_first():

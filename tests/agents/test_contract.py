@@ -27,11 +27,20 @@ NUM_ENVS, SLATE_SIZE, NUM_CANDIDATES = 8, 3, 10
 
 
 def test_registry_holds_the_five_agents_under_their_names():
-    assert set(AGENTS) == {"random", "popularity", "epsilon-greedy", "static-mf", "oracle"}
+    assert set(AGENTS) == {
+        "random",
+        "popularity",
+        "epsilon-greedy",
+        "static-mf",
+        "oracle",
+        "myopic-oracle",
+        "planning-oracle",
+    }
     for name, agent in AGENTS.items():
         assert agent.name == name
     # Only the upper bound may read true utilities; only the bandit learns during evaluation.
-    assert [name for name, agent in AGENTS.items() if agent.needs_oracle] == ["oracle"]
+    oracles = [name for name, agent in AGENTS.items() if agent.needs_oracle]
+    assert oracles == ["oracle", "myopic-oracle", "planning-oracle"]
     assert [name for name, agent in AGENTS.items() if agent.learns_online] == ["epsilon-greedy"]
 
 
