@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from shopgym.agents.base import Agent, Observation
-from shopgym.simulator.choice import attraction, cascade_probabilities, examination
+from shopgym.simulator.choice import attraction, cascade_probabilities
 from shopgym.simulator.errors import ConfigError
 from shopgym.simulator.shoppers import ShopperSimulator
 
@@ -60,7 +60,9 @@ def myopic_slates(simulator: ShopperSimulator, iterations: int = 20) -> torch.Te
         for _ in range(iterations):
             best = torch.topk(weight * (value - lam), k, dim=1).indices  # (B, k) best first
             w, r = weight.gather(1, best), value.gather(1, best)
-            lam_next = (v[positions] * w * r).sum(1, keepdim=True) / (no_click + (v[positions] * w).sum(1, keepdim=True))
+            lam_next = (v[positions] * w * r).sum(1, keepdim=True) / (
+                no_click + (v[positions] * w).sum(1, keepdim=True)
+            )
             if bool((lam_next <= lam + 1e-7).all()):
                 break
             lam = torch.maximum(lam, lam_next)
@@ -68,7 +70,10 @@ def myopic_slates(simulator: ShopperSimulator, iterations: int = 20) -> torch.Te
     score = attraction(utility, simulator.beta, simulator.no_click_utility) * value
     if model == "pbm":
         return _place(torch.topk(score, k, dim=1).indices, positions)
-    orderings = [torch.topk(key, k, dim=1).indices for key in (score, value, attraction(utility, simulator.beta, simulator.no_click_utility))]
+    orderings = [
+        torch.topk(key, k, dim=1).indices
+        for key in (score, value, attraction(utility, simulator.beta, simulator.no_click_utility))
+    ]
     values = torch.stack(
         [_cascade_value(simulator, utility.gather(1, o), value.gather(1, o)) for o in orderings], dim=1
     )
@@ -90,7 +95,9 @@ def _place(ranked: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
 
 
 def _cascade_value(simulator: ShopperSimulator, utility: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
-    first_click = cascade_probabilities(utility, simulator.beta, simulator.no_click_utility, simulator.position_bias)
+    first_click = cascade_probabilities(
+        utility, simulator.beta, simulator.no_click_utility, simulator.position_bias
+    )
     return (first_click[:, :-1] * value).sum(1)
 
 
@@ -170,8 +177,15 @@ class PlanningOracleAgent(MyopicOracleAgent):
     ):
         super().__init__(observation_space, action_space, seed=seed, device=device)
         if min(num_slates, rollouts, horizon) < 1 or not temperature >= 0:
-            raise ConfigError("planning-oracle: num_slates, rollouts and horizon must be >= 1, temperature >= 0")
-        self.num_slates, self.rollouts, self.horizon, self.temperature = num_slates, rollouts, horizon, temperature
+            raise ConfigError(
+                "planning-oracle: num_slates, rollouts and horizon must be >= 1, temperature >= 0"
+            )
+        self.num_slates, self.rollouts, self.horizon, self.temperature = (
+            num_slates,
+            rollouts,
+            horizon,
+            temperature,
+        )
         self.margin = margin
         self._planner: ShopperSimulator | None = None
         self._decisions = 0
@@ -218,7 +232,7 @@ class PlanningOracleAgent(MyopicOracleAgent):
         if planner is None or planner.num_shoppers != simulator.num_shoppers * self.rollouts:
             raise ConfigError("planning-oracle: attach it to the environment it acts in")
         candidates = self.candidate_slates(simulator)  # (B, C, k)
-        b, c, k = candidates.shape
+        b, c, _ = candidates.shape
         if c == 1:
             return candidates[:, 0]
         snapshot = simulator.snapshot()

@@ -16,16 +16,11 @@ Importing ``shopgym.envs`` registers:
 
 from gymnasium.envs.registration import register, registry
 
+from shopgym.envs.presets import PRESETS
 from shopgym.envs.sb3 import ShopperSB3VecEnv
 from shopgym.envs.shopper import ShopperEnv
 from shopgym.envs.shopper_vector import ShopperVectorEnv
 from shopgym.envs.spaces import SlateSpace
-
-# id -> keyword arguments of the preset.
-PRESETS: dict[str, dict] = {
-    "shopgym/Shopper-v0": {},
-    "shopgym/SyntheticShopper-v0": {"world": "synthetic", "num_candidates": 10, "slate_size": 3},
-}
 
 for _env_id, _kwargs in PRESETS.items():
     if _env_id not in registry:

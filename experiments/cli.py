@@ -34,13 +34,10 @@ def list_agents() -> str:
 def list_envs() -> str:
     import gymnasium as gym
 
-    from shopgym.envs import PRESETS
+    from shopgym.envs.presets import DESCRIPTIONS
 
-    lines = []
-    for env_id in PRESETS:
-        options = ", ".join(f"{key}={value!r}" for key, value in gym.spec(env_id).kwargs.items())
-        lines.append(f"{env_id:30s} {options or '(defaults: the embedded MovieLens World)'}")
-    return "\n".join(lines)
+    ids = sorted(env_id for env_id in gym.registry if env_id.startswith("shopgym/"))
+    return "\n".join(f"{env_id:30s} {DESCRIPTIONS.get(env_id, '')}" for env_id in ids)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -233,12 +233,16 @@ def calibrate_in_simulator(
             raise ConfigError("the World records no click target; pass one")
         target = ClickTarget(ctr=tuple(ctr), source=world.calibration.target.get("source", "World"))
     k = config.slate_size
-    wanted = torch.tensor(target.ctr[:k] + (target.ctr[-1],) * max(0, k - target.slate_size), dtype=torch.float64)
+    wanted = torch.tensor(
+        target.ctr[:k] + (target.ctr[-1],) * max(0, k - target.slate_size), dtype=torch.float64
+    )
     beta = world.calibration.beta
     logits = torch.tensor(world.calibration.position_bias(k).tolist(), dtype=torch.float64)
     scaled_no_click = beta * world.calibration.no_click_utility
     for _ in range(rounds):
-        candidate = replace(config, no_click_utility=scaled_no_click / beta, position_logits=tuple(logits.tolist()))
+        candidate = replace(
+            config, no_click_utility=scaled_no_click / beta, position_logits=tuple(logits.tolist())
+        )
         rates = random_policy_click_rates(world, candidate, shoppers, steps, seed).double()
         error = wanted.log() - rates.log()
         if float(error.abs().max()) < tolerance:

@@ -109,7 +109,9 @@ class ShopperSimulator:
             calibration.no_click_utility if config.no_click_utility is None else config.no_click_utility
         )
         logits = calibration.position_logits if config.position_logits is None else config.position_logits
-        self.position_bias = type(calibration)(position_logits=logits).position_bias(config.slate_size).to(dev)
+        self.position_bias = (
+            type(calibration)(position_logits=logits).position_bias(config.slate_size).to(dev)
+        )
         self.multiple_clicks = config.choice_model == "pbm"
         self.episode_steps = torch.zeros(num_shoppers, dtype=torch.long, device=dev)
 
@@ -267,9 +269,9 @@ class ShopperSimulator:
             info={"revenue": (purchases * price).sum(1)},
         )
         done = outcome.done
-        if comes_back is not None:
-            self._start(comes_back, torch.zeros_like(comes_back))
-        self._start(done, done)
+        # One start for both kinds of row, so the parts draw the same amount every
+        # step with or without lifetimes.
+        self._start(done if comes_back is None else comes_back | done, done)
         return outcome
 
     # ------------------------------------------------------------- observation
@@ -310,7 +312,9 @@ class ShopperSimulator:
         """A copy of the whole state: every part's tensors and random streams."""
         return {
             "episode_steps": self.episode_steps.clone(),
-            "parts": {part.name: {key: value.clone() for key, value in part.state.items()} for part in self.parts},
+            "parts": {
+                part.name: {key: value.clone() for key, value in part.state.items()} for part in self.parts
+            },
             "generators": {part.name: part.generator.get_state() for part in self.parts},
         }
 
@@ -330,7 +334,8 @@ class ShopperSimulator:
             for key, value in saved.items():
                 if value.shape[0] * repeats != self.num_shoppers:
                     raise ConfigError(
-                        f"a snapshot of {value.shape[0]} rows x {repeats} does not fit {self.num_shoppers} shoppers"
+                        f"a snapshot of {value.shape[0]} rows x {repeats} does not fit "
+                        f"{self.num_shoppers} shoppers"
                     )
                 part.state[key] = value.repeat_interleave(repeats, 0)
 

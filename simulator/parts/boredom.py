@@ -32,7 +32,9 @@ class Boredom(Part):
         self.state["boredom"] = torch.where(lifetime[:, None], 0.0, self.state["boredom"])
 
     def utility(self, items: torch.Tensor) -> torch.Tensor:
-        return -self.config.boredom_weight * torch.einsum("bc,bnc->bn", self.state["boredom"], self.weights[items])
+        return -self.config.boredom_weight * torch.einsum(
+            "bc,bnc->bn", self.state["boredom"], self.weights[items]
+        )
 
     def update(self, step: Step) -> None:
         consumed = torch.einsum("bk,bkc->bc", step.clicks.float(), self.weights[step.items])

@@ -26,7 +26,11 @@ class Budget(Part):
 
     def __init__(self, simulator):
         super().__init__(simulator)
-        self.state |= {"patience": self.zeros(), "steps": self.zeros(dtype=torch.long), "unsatisfied": self.zeros()}
+        self.state |= {
+            "patience": self.zeros(),
+            "steps": self.zeros(dtype=torch.long),
+            "unsatisfied": self.zeros(),
+        }
 
     def start(self, session: torch.Tensor, lifetime: torch.Tensor) -> None:
         state = self.state

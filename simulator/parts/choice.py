@@ -22,7 +22,9 @@ class Choice(Part):
     def sample(self, utility: torch.Tensor) -> torch.Tensor:
         """(B, k) utilities of a slate -> (B, k) bool clicks."""
         uniform = torch.rand(utility.shape, generator=self.generator, device=self.device)
-        return sample_clicks(self.model, utility, self.beta, self.no_click_utility, self.position_bias, uniform)
+        return sample_clicks(
+            self.model, utility, self.beta, self.no_click_utility, self.position_bias, uniform
+        )
 
     def marginals(self, utility: torch.Tensor) -> torch.Tensor:
         """(B, k) probability that each position of a slate of these utilities is clicked."""

@@ -39,7 +39,9 @@ class Drift(Part):
         self.state["drift"] = torch.where(lifetime[:, None], 0.0, self.state["drift"])
 
     def utility(self, items: torch.Tensor) -> torch.Tensor:
-        return self.config.drift_weight * torch.einsum("br,bnr->bn", self.state["drift"], self.item_vectors[items])
+        return self.config.drift_weight * torch.einsum(
+            "br,bnr->bn", self.state["drift"], self.item_vectors[items]
+        )
 
     def update(self, step: Step) -> None:
         rate = self.config.drift_rate

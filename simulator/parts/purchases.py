@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import torch
 
 from shopgym.simulator.parts.base import Part, Step
@@ -87,5 +86,3 @@ def step_reward(config, clicks: torch.Tensor, purchases: torch.Tensor, price: to
     if config.reward == "revenue":
         return (purchases * price).sum(1)
     return config.click_reward * clicks.sum(1).float() + config.purchase_reward * purchases.sum(1).float()
-
-

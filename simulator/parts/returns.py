@@ -32,8 +32,12 @@ class Returns(Part):
 
     def __init__(self, simulator):
         super().__init__(simulator)
-        self.delay_logit = -math.log(self.config.return_delay_days - 1) if self.config.return_delay_days > 1 else 20.0
-        self.state |= {name: self.zeros() for name in ("day", "session", "days_away", "satisfaction", "slates")}
+        self.delay_logit = (
+            -math.log(self.config.return_delay_days - 1) if self.config.return_delay_days > 1 else 20.0
+        )
+        self.state |= {
+            name: self.zeros() for name in ("day", "session", "days_away", "satisfaction", "slates")
+        }
 
     def start(self, session: torch.Tensor, lifetime: torch.Tensor) -> None:
         state = self.state

@@ -24,7 +24,9 @@ def _expected_reward(sim: ShopperSimulator, slates: torch.Tensor) -> torch.Tenso
     """(B,) expected immediate reward of (B, k) slates, from the click model's marginals."""
     items = sim.candidates.gather(1, slates)
     utility, value = sim.click_values(items)
-    marginals = click_marginals(sim.config.choice_model, utility, sim.beta, sim.no_click_utility, sim.position_bias)
+    marginals = click_marginals(
+        sim.config.choice_model, utility, sim.beta, sim.no_click_utility, sim.position_bias
+    )
     return (marginals * value).sum(1)
 
 
@@ -68,7 +70,9 @@ def test_myopic_oracle_acts_through_the_simulator_of_its_env():
     with pytest.raises(ConfigError, match="attach"):
         agent.act(observation, info)
     agent.attach(env)
-    np.testing.assert_array_equal(agent.act(observation, info), myopic_slates(env.unwrapped.simulator).numpy())
+    np.testing.assert_array_equal(
+        agent.act(observation, info), myopic_slates(env.unwrapped.simulator).numpy()
+    )
     with pytest.raises(ConfigError, match="shopgym shopper environment"):
         agent.attach(object())
 
@@ -76,7 +80,12 @@ def test_myopic_oracle_acts_through_the_simulator_of_its_env():
 def test_planning_oracle_leaves_the_real_simulator_untouched():
     env = synthetic_env(num_envs=4, shoppers="test", boredom_weight=1.0)
     agent = PlanningOracleAgent(
-        env.single_observation_space, env.single_action_space, device="cpu", num_slates=3, rollouts=2, horizon=3
+        env.single_observation_space,
+        env.single_action_space,
+        device="cpu",
+        num_slates=3,
+        rollouts=2,
+        horizon=3,
     )
     agent.attach(env)
     observation, info = env.reset(seed=0)
@@ -94,7 +103,9 @@ def test_planning_oracle_leaves_the_real_simulator_untouched():
 
 def test_planning_oracle_with_one_candidate_is_the_myopic_oracle():
     env = synthetic_env(num_envs=4, shoppers="test")
-    planner = PlanningOracleAgent(env.single_observation_space, env.single_action_space, device="cpu", num_slates=1)
+    planner = PlanningOracleAgent(
+        env.single_observation_space, env.single_action_space, device="cpu", num_slates=1
+    )
     planner.attach(env)
     observation, info = env.reset(seed=2)
     for _ in range(10):

@@ -85,7 +85,7 @@ def test_fit_draws_its_log_from_the_train_shoppers(spy_collect_log):
     agent = _agent(train_env)
     agent.fit(train_env, budget=200, seed=0)
     world = train_env.unwrapped.simulator.world
-    population = set(spy_collect_log[0]["env"].unwrapped.simulator.population.tolist())
+    population = set(spy_collect_log[0]["env"].unwrapped.simulator.population.members.tolist())
     assert population == set(world.shopper_indices("train").tolist())
     assert population.isdisjoint(world.shopper_indices("test").tolist())
 

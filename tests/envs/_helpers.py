@@ -12,6 +12,14 @@ SYNTHETIC = "shopgym/SyntheticShopper-v0"
 MOVIELENS = "shopgym/Shopper-v0"
 ALL_IDS = sorted(shopgym.envs.PRESETS)
 OBS_KEYS = {"candidate_ids", "candidate_features", "history_ids", "history_features", "step"}
+# What presets with lifetimes add.
+LIFETIME_KEYS = {"session", "days_away"}
+
+
+def obs_keys(env_id: str) -> set[str]:
+    """The observation keys of a registered shopper preset."""
+    lifetime = shopgym.envs.PRESETS[env_id].get("lifetime_days", 0) > 0
+    return OBS_KEYS | LIFETIME_KEYS if lifetime else OBS_KEYS
 
 
 def assert_same(a: Any, b: Any, where: str = "") -> None:

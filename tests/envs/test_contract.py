@@ -15,7 +15,7 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import shopgym.envs
 from shopgym.envs import ShopperEnv, ShopperSB3VecEnv, ShopperVectorEnv, SlateSpace
-from tests.envs._helpers import ALL_IDS, OBS_KEYS, SYNTHETIC
+from tests.envs._helpers import ALL_IDS, SYNTHETIC, obs_keys
 
 # SB3's checker advises against observations that are neither images nor 1-D vectors.
 # The (candidates, features) and (history, features) matrices are kept 2-D on purpose:
@@ -81,8 +81,8 @@ def test_gymnasium_check_env_option_variants(options):
     assert [str(w.message) for w in caught] == []
 
 
-def _check_batched(space: gym.spaces.Dict, single: gym.spaces.Dict, obs: dict, num_envs: int):
-    assert set(obs) == OBS_KEYS == set(space.spaces)
+def _check_batched(space: gym.spaces.Dict, single: gym.spaces.Dict, obs: dict, num_envs: int, keys: set):
+    assert set(obs) == keys == set(space.spaces)
     for key, value in obs.items():
         assert value.shape == (num_envs, *single[key].shape), key
         assert value.shape == space[key].shape, key
@@ -107,7 +107,7 @@ def test_make_vec_gives_native_vector_env(env_id):
     assert env.action_space.shape == (num_envs, *single.action_space.shape)
 
     obs, info = env.reset(seed=0)
-    _check_batched(env.observation_space, env.single_observation_space, obs, num_envs)
+    _check_batched(env.observation_space, env.single_observation_space, obs, num_envs, obs_keys(env_id))
     assert info == {}
     env.action_space.seed(0)
     endings = 0
@@ -115,7 +115,7 @@ def test_make_vec_gives_native_vector_env(env_id):
         actions = env.action_space.sample()
         assert env.action_space.contains(actions)
         obs, reward, terminated, truncated, info = env.step(actions)
-        _check_batched(env.observation_space, env.single_observation_space, obs, num_envs)
+        _check_batched(env.observation_space, env.single_observation_space, obs, num_envs, obs_keys(env_id))
         assert reward.shape == terminated.shape == truncated.shape == (num_envs,)
         assert reward.dtype == np.float32
         assert terminated.dtype == truncated.dtype == np.bool_
@@ -124,7 +124,7 @@ def test_make_vec_gives_native_vector_env(env_id):
         if "final_obs" in info:
             for index in np.flatnonzero(info["_final_obs"]):
                 final = info["final_obs"][index]
-                assert set(final) == OBS_KEYS
+                assert set(final) == obs_keys(env_id)
                 assert env.single_observation_space.contains(final)
                 endings += 1
     assert endings > 0
@@ -134,6 +134,8 @@ def test_make_vec_gives_native_vector_env(env_id):
 def test_no_warnings(env_id):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
+        # Gymnasium flags an ID with a newer version; Shopper-v0 is kept on purpose.
+        warnings.filterwarnings("ignore", ".*shopgym/Shopper-v0 is out of date", DeprecationWarning)
         env = gym.make(env_id)
         env.action_space.seed(0)
         env.reset(seed=0)

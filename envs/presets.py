@@ -1,0 +1,106 @@
+"""The registered shopper presets and their parameters.
+
+Every preset is :class:`~shopgym.envs.shopper.ShopperEnv` (and its vector twin) with
+the options below (fields of :class:`shopgym.simulator.config.ShopperConfig`); an
+option given to ``gymnasium.make`` overrides the preset's. The presets with
+dynamics carry choice constants (``no_click_utility``, ``position_logits``)
+calibrated through the simulator itself with their dynamics on
+(:func:`shopgym.simulator.calibration.calibrate_in_simulator`), so that uniformly
+random slates click at the World's target rates; ``calibrated()`` recomputes them.
+
+``shopgym/Shopper-v1`` (``DYNAMICS_V1``; the rest as ``ShopperConfig``'s defaults):
+
+| parameter | value | what it does |
+|---|---|---|
+| item_features | learned | BPR-MF item vectors fitted on the same data (not the World's NeuMF) |
+| drift_rate, drift_weight | 0.3, 1.5 | each click pulls interest 30% toward the item's vector |
+| boredom_weight, boredom_decay | 1.5, 0.9 | repeated categories lose utility; 10% fades per slate |
+| click_cost, utility_refill | 0.5, 0.5 | clicks spend time, good items give it back |
+| leave_after_unsatisfying | 3 | three slates in a row without a click and the shopper leaves |
+| money | 5.0 | a session's money, in median prices; purchases spend it |
+| price_sensitivity_spread | 0.5 | log-normal spread of price sensitivity over shoppers |
+
+``shopgym/ShopperLongTerm-v0`` (``LONG_TERM_V0``): Shopper-v1's shopper over a
+lifetime of ``lifetime_days`` = 30 days, one session a day when they visit;
+after each session the shopper comes back with probability
+``sigmoid(0 + 1 * satisfaction)`` after ``1 + Geometric`` days (mean 3 at
+satisfaction 0), and ``max_steps`` = 300 slates per lifetime.
+
+``shopgym/ShopperColdStart-v0`` (``COLD_START_V0``): Shopper-v1's shopper, but every
+shopper is new (drawn from a Gaussian mixture fitted to the World's user side, no
+history), and 20% of the catalogue are new items that arrive during the first 20
+steps of an episode with content features only.
+"""
+
+from __future__ import annotations
+
+DYNAMICS_V1: dict = {
+    "item_features": "learned",
+    "drift_rate": 0.3,
+    "drift_weight": 1.5,
+    "boredom_weight": 1.5,
+    "boredom_decay": 0.9,
+    "click_cost": 0.5,
+    "utility_refill": 0.5,
+    "leave_after_unsatisfying": 3,
+    "money": 5.0,
+    "price_sensitivity_spread": 0.5,
+}
+LONG_TERM_V0: dict = {**DYNAMICS_V1, "lifetime_days": 30, "max_steps": 300}
+COLD_START_V0: dict = {
+    **DYNAMICS_V1,
+    "population": "new",
+    "new_item_fraction": 0.2,
+    "new_item_arrival_steps": 20,
+}
+
+# Choice constants calibrated by `python -m shopgym.envs.presets` on the shipped
+# default World (hash 6b49f19e0d920592), 4,096 rows x 40 random slates after a
+# burn-in of max_steps. LongTerm-v0 and ColdStart-v0 use Shopper-v1's constants:
+# their own calibration (300-slate lifetimes, a new population) was not run yet.
+_V1_CONSTANTS = {
+    "no_click_utility": 2.1837413022677197,
+    "position_logits": (
+        0.0,
+        -0.24858792939645502,
+        -0.4870996250558268,
+        -0.7062371015988504,
+        -0.9326492560950608,
+    ),
+}
+CALIBRATED: dict[str, dict] = {"v1": _V1_CONSTANTS, "long_term": _V1_CONSTANTS, "cold_start": _V1_CONSTANTS}
+
+
+def calibrated(options: dict) -> dict:
+    """``options`` with the choice constants that calibrate them on the default World."""
+    from shopgym.simulator.build import default_world
+    from shopgym.simulator.calibration import calibrate_in_simulator
+    from shopgym.simulator.config import ShopperConfig
+
+    config = calibrate_in_simulator(default_world(device="cpu"), ShopperConfig(**options))
+    return {**options, "no_click_utility": config.no_click_utility, "position_logits": config.position_logits}
+
+
+PRESETS: dict[str, dict] = {
+    "shopgym/Shopper-v0": {},
+    "shopgym/SyntheticShopper-v0": {"world": "synthetic", "num_candidates": 10, "slate_size": 3},
+    "shopgym/Shopper-v1": {**DYNAMICS_V1, **CALIBRATED.get("v1", {})},
+    "shopgym/ShopperLongTerm-v0": {**LONG_TERM_V0, **CALIBRATED.get("long_term", {})},
+    "shopgym/ShopperColdStart-v0": {**COLD_START_V0, **CALIBRATED.get("cold_start", {})},
+}
+
+DESCRIPTIONS: dict[str, str] = {
+    "shopgym/Shopper-v0": "the static shopper on the embedded MovieLens World (utilities never change)",
+    "shopgym/SyntheticShopper-v0": "a small synthetic World with a known truth (200 shoppers, 40 items)",
+    "shopgym/Shopper-v1": "drift, boredom, budgets, money and purchases on; learned item features",
+    "shopgym/ShopperLongTerm-v0": "Shopper-v1 over 30-day lifetimes; satisfied shoppers come back",
+    "shopgym/ShopperColdStart-v0": "Shopper-v1 with new shoppers (no history) and new items",
+    "shopgym/InterestEvolution-v0": "RecSim's interest-evolution environment, term by term",
+}
+
+if __name__ == "__main__":
+    import json
+
+    for key, options in (("v1", DYNAMICS_V1), ("long_term", LONG_TERM_V0), ("cold_start", COLD_START_V0)):
+        constants = {k: v for k, v in calibrated(options).items() if k not in options}
+        print(f"{key!r}: {json.dumps(constants)},", flush=True)
