@@ -169,11 +169,11 @@ class PlanningOracleAgent(MyopicOracleAgent):
         action_space,
         seed: int = 0,
         device: str | torch.device = "auto",
-        num_slates: int = 8,
-        rollouts: int = 16,
+        num_slates: int = 6,
+        rollouts: int = 8,
         horizon: int = 8,
         temperature: float = 1.0,
-        margin: float = 2.0,
+        margin: float = 1.0,
     ):
         super().__init__(observation_space, action_space, seed=seed, device=device)
         if min(num_slates, rollouts, horizon) < 1 or not temperature >= 0:

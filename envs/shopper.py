@@ -115,10 +115,11 @@ class ShopperEnv(gym.Env):
         slate = torch.as_tensor(np.asarray(action))[None]
         outcome = self.simulator.step(slate)
         terminated, truncated = bool(outcome.terminated[0]), bool(outcome.truncated[0])
-        observation = row(to_numpy(self.simulator.observe(outcome.final_state)), 0)
-        # When the session ended, the simulator has already started the next one;
-        # the following reset() returns it instead of drawing again.
+        # When the episode ended, the simulator has already started the next one: the
+        # step shows the state it ended in, and the following reset() the new one.
         self._session_started = terminated or truncated
+        state = outcome.final_state if self._session_started else None
+        observation = row(to_numpy(self.simulator.observe(state)), 0)
         return observation, float(outcome.reward[0]), terminated, truncated, self._info(outcome)
 
     def _observation(self) -> dict[str, np.ndarray]:

@@ -13,7 +13,8 @@ class Returns(Part):
     """State: ``day`` (B,) of the current session in the shopper's lifetime,
     ``session`` (B,) sessions before this one, ``days_away`` (B,) days since the
     previous visit, ``satisfaction`` (B,) summed over this session's slates and
-    ``slates`` (B,) their count.
+    ``slates`` (B,) their count, ``days_until_return`` (B,) of a shopper who is coming
+    back (applied when the next session starts).
 
     A slate's satisfaction is the utility of what was clicked, plus
     ``satisfaction_purchase_weight`` per purchase, minus
@@ -36,11 +37,17 @@ class Returns(Part):
             -math.log(self.config.return_delay_days - 1) if self.config.return_delay_days > 1 else 20.0
         )
         self.state |= {
-            name: self.zeros() for name in ("day", "session", "days_away", "satisfaction", "slates")
+            name: self.zeros()
+            for name in ("day", "session", "days_away", "satisfaction", "slates", "days_until_return")
         }
 
     def start(self, session: torch.Tensor, lifetime: torch.Tensor) -> None:
         state = self.state
+        returning = session & ~lifetime
+        days = state["days_until_return"]
+        state["day"] = torch.where(returning, state["day"] + days, state["day"])
+        state["session"] = state["session"] + returning.float()
+        state["days_away"] = torch.where(returning, days, state["days_away"])
         for name in ("day", "session", "days_away"):
             state[name] = torch.where(lifetime, 0.0, state[name])
         for name in ("satisfaction", "slates"):
@@ -72,13 +79,12 @@ class Returns(Part):
         # Geometric number of days without a visit, by inversion; at least one day passes.
         skipped = torch.floor(torch.log1p(-uniform[1]) / torch.log1p(-per_day.clamp(max=1 - 1e-6)))
         days = torch.where(returns, 1 + skipped, 0.0)
-        day = state["day"] + days
-        cut = returns & (day >= config.lifetime_days)
+        cut = returns & (state["day"] + days >= config.lifetime_days)
         comes_back = returns & ~cut
-        state["day"] = torch.where(comes_back, day, state["day"])
-        state["session"] = state["session"] + comes_back.float()
-        state["days_away"] = torch.where(comes_back, days, state["days_away"])
-        return comes_back, cut, torch.where(comes_back, days, 0.0)
+        # Applied when the next session starts (start), so that the final observation
+        # of this step still shows the session that ended.
+        state["days_until_return"] = torch.where(comes_back, days, 0.0)
+        return comes_back, cut, state["days_until_return"]
 
     def observe(self, state):
         return {"session": state["session"][:, None], "days_away": state["days_away"][:, None]}

@@ -27,7 +27,15 @@ def _perturb_global_rngs(seed: int) -> None:
     np.random.seed(seed)
 
 
-@pytest.mark.parametrize(("env_id", "num_steps"), [(SYNTHETIC, 400), (MOVIELENS, 60)])
+@pytest.mark.parametrize(
+    ("env_id", "num_steps"),
+    [
+        (SYNTHETIC, 400),
+        (MOVIELENS, 60),
+        ("shopgym/ShopperLongTerm-v0", 150),
+        ("shopgym/ShopperColdStart-v0", 60),
+    ],
+)
 def test_single_env_same_seed_same_rollout(env_id, num_steps):
     _perturb_global_rngs(1)
     first = single_rollout(gym.make(env_id), seed=7, num_steps=num_steps)
@@ -67,7 +75,15 @@ def test_vector_env_same_seed_same_rollout():
         assert_same(first, third)
 
 
-@pytest.mark.parametrize(("env_id", "num_steps"), [(SYNTHETIC, 400), (MOVIELENS, 80)])
+@pytest.mark.parametrize(
+    ("env_id", "num_steps"),
+    [
+        (SYNTHETIC, 400),
+        (MOVIELENS, 80),
+        ("shopgym/ShopperLongTerm-v0", 150),
+        ("shopgym/ShopperColdStart-v0", 60),
+    ],
+)
 def test_single_env_equals_vector_env_with_one_shopper(env_id, num_steps):
     single = gym.make(env_id)
     vector = gym.make_vec(env_id, num_envs=1)
