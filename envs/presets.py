@@ -55,7 +55,8 @@ COLD_START_V0: dict = {
 }
 
 # Choice constants calibrated by `python -m shopgym.envs.presets` on the shipped
-# default World (hash 6b49f19e0d920592), 4,096 rows x 40 random slates after a
+# default World (hash 6b49f19e0d920592, the shipped World before it gained the
+# category lift, which no preset uses), 4,096 rows x 40 random slates after a
 # burn-in of max_steps. LongTerm-v0 and ColdStart-v0 use Shopper-v1's constants:
 # their own calibration (300-slate lifetimes, a new population) was not run yet.
 _V1_CONSTANTS = {

@@ -22,13 +22,16 @@ class ShopperEnv(gym.Env):
     ## Description
 
     At each step the shop offers N candidate items from its catalogue and the
-    agent shows k of them, in order, as a slate. The shopper clicks at most one
-    item (multinomial logit over the slate's true utilities with a no-click option
-    and a per-position bias), may buy the clicked item (more likely for liked and
-    cheap items), and spends patience; a slate without a click drains patience
-    faster, a purchase gives some back. The ground truth (the shopper's latent
-    preferences, fitted with NeuMF on real MovieLens ratings) lives in a World
-    and is never shown to the agent.
+    agent shows k of them, in order, as a slate. The shopper clicks (multinomial
+    logit over the slate's true utilities with a no-click option and position
+    logits; or a cascade or position-based model), may buy what they clicked (more
+    likely for liked and cheap items, within their money), and spends time budget.
+    Depending on the preset (``envs/presets.py``) their interests drift toward what
+    they consume, they get bored of repeated categories, they leave after
+    unsatisfying slates, and they come back on later days when satisfied. The
+    ground truth (the shopper's latent preferences, fitted with NeuMF on real
+    MovieLens ratings, and the state of every mechanism) lives in the simulator
+    and is never shown to the agent. docs/dynamics.md gives every equation.
 
     ## Action Space
 
@@ -48,40 +51,60 @@ class ShopperEnv(gym.Env):
     | ``history_ids`` | (H,) int64 | the last H clicked items, oldest first; ``M`` = empty |
     | ``history_features`` | (H, F) float32 | their features (zeros when empty) |
     | ``step`` | (1,) float32 | slates shown so far in this session |
+    | ``session`` | (1,) float32 | with lifetimes only: earlier sessions of this shopper |
+    | ``days_away`` | (1,) float32 | with lifetimes only: days since the previous visit |
 
     Feature columns: popularity (0), standardised log price (1), C category
-    indicators, then (``item_features="exact"`` or ``"noisy"``) the standardised
-    latent item representation of the World's model (for MF: item vector and bias).
+    indicators, then for ``item_features="exact"`` or ``"noisy"`` the standardised
+    latent item representation of the World's model (for MF: item vector and bias),
+    for ``"learned"`` the item vectors of another model family fitted on the same
+    data; ``"content"`` stops after the categories. New items (cold start) show
+    price and categories only.
 
     ## Rewards
 
-    ``click_reward`` (1) per click plus ``purchase_reward`` (1) per purchase.
-    ``info["clicks"]`` and ``info["purchases"]`` are (k,) bool masks over the
-    slate positions. With ``oracle_info=True``, ``info["utilities"]`` holds the true
-    utilities (N,) of the next candidates: for the oracle upper bound only.
+    ``reward="engagement"`` (the default): ``click_reward`` (1) per click plus
+    ``purchase_reward`` (1) per purchase; or ``"clicks"``, ``"purchases"``,
+    ``"revenue"`` (price paid, in median prices). ``info["clicks"]`` and
+    ``info["purchases"]`` are (k,) bool masks over the slate positions. With
+    ``oracle_info=True``, ``info["utilities"]`` holds the true utilities (N,) of the
+    next candidates: for upper bounds only.
 
     ## Starting State
 
     A shopper drawn uniformly from the ``shoppers`` part of the population
-    (``"train"`` by default; evaluate on ``"test"``), full patience, empty
-    history, fresh candidates.
+    (``"train"`` by default; evaluate on ``"test"``), or a new shopper
+    (``population="new"``), with full budgets, empty history, no drift or boredom,
+    fresh candidates.
 
     ## Episode End
 
-    ``terminated``: the shopper's patience reached 0 and they left.
-    ``truncated``: ``max_steps`` slates were shown.
+    ``terminated``: the shopper left for good (patience ran out, or
+    ``leave_after_unsatisfying`` slates in a row had no click; with lifetimes, a
+    session ended and the shopper did not come back). ``truncated``: ``max_steps``
+    slates were shown, or the lifetime's ``lifetime_days`` ran out.
 
     ## Arguments
 
-    ``gymnasium.make("shopgym/Shopper-v0", world=None, shoppers="train",
+    ``gymnasium.make("shopgym/Shopper-v1", world=None, shoppers="train",
     device="auto", oracle_info=False, config=None, **options)``: ``world`` is
-    ``None`` (the embedded MovieLens World, fitted once and cached), ``"synthetic"``,
-    a saved World folder or a :class:`World`; ``options`` are fields of
-    :class:`shopgym.simulator.config.ShopperConfig` (e.g. ``slate_size=3``).
+    ``None`` (the default World shipped with shopgym), ``"synthetic"``, a saved World
+    folder or a :class:`World`; ``options`` are fields of
+    :class:`shopgym.simulator.config.ShopperConfig` (e.g. ``slate_size=3``) and
+    override the preset's. A preset's calibrated choice constants stay as they are
+    when its dynamics are overridden: ``shopgym.envs.presets.calibrated(options)``
+    recomputes them.
 
     ## Version History
 
-    - v0: initial release.
+    - v1 (``Shopper-v1``, ``ShopperLongTerm-v0``, ``ShopperColdStart-v0``): shoppers
+      whose state responds to what they are shown (drift, boredom, budgets, money,
+      returns, cold start), learned item features, choice constants calibrated
+      through the simulator.
+    - v0 (``Shopper-v0``): the static shopper. Since shopgym 0.2 its World is the
+      shipped one (the same on every machine), and every mechanism draws from its
+      own random stream, so a seed gives other (equally distributed) rollouts than
+      in 0.1; its dynamics are unchanged.
     """
 
     metadata = {"render_modes": []}

@@ -89,6 +89,11 @@ class RunConfig:
         if self.env not in gym.registry:
             shopgym_ids = sorted(env_id for env_id in gym.registry if env_id.startswith("shopgym/"))
             raise ConfigError(f"--env: unknown environment {self.env!r}; available: {', '.join(shopgym_ids)}")
+        if not str(gym.spec(self.env).entry_point).startswith("shopgym.envs.shopper:"):
+            raise ConfigError(
+                f"--env: shopgym run evaluates the shopper presets; {self.env} is not one (for "
+                "InterestEvolution-v0 see experiments/interest_evolution_check.py)"
+            )
         self.agent_names()
         resolve_device(self.device)
 

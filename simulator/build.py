@@ -55,11 +55,9 @@ from shopgym.simulator.world import Calibration, World
 
 # Part of the cache key of the default World: bump it whenever build_world gives
 # different tensors for the same data and configs, so stale caches are not reused.
-# 6: learned item features (a second model fitted on the same split). category_lift
-# came without a bump: it is an optional tensor that changes no other, and a bump
-# would refuse the shipped World; a World cached without it raises a clear error
-# where the lift is needed (complement_weight > 0), and with_category_lift adds it.
-BUILDER_VERSION = 6
+# 6: learned item features (a second model fitted on the same split).
+# 7: category_lift (co-occurrence of categories among training shoppers).
+BUILDER_VERSION = 7
 
 # The World shipped in the package: what default_world() gives for the default configs.
 SHIPPED_DEFAULT_WORLD = ("worlds", "movielens-neumf")

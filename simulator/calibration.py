@@ -249,6 +249,13 @@ def calibrate_in_simulator(
             break
         logits = logits + error - error[0]
         scaled_no_click = scaled_no_click - float(error[0])
+    else:
+        raise ConfigError(
+            f"calibration through the simulator did not converge in {rounds} rounds (largest log error "
+            f"{float(error.abs().max()):.2g}); the target {target.ctr} may be out of reach of "
+            f"choice_model={config.choice_model!r} (cascade and PBM examine position p with probability "
+            "exp(min(b_p, 0)), so no position can draw more clicks than the first)"
+        )
     return replace(config, no_click_utility=scaled_no_click / beta, position_logits=tuple(logits.tolist()))
 
 

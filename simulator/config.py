@@ -113,7 +113,8 @@ class ShopperConfig:
     boredom_weight: float = 0.0
     """Utility lost per unit of boredom with the item's categories (0: no boredom)."""
     boredom_decay: float = 0.8
-    """Boredom kept per slate (and per day away); each click adds 1 to its categories."""
+    """Boredom kept per slate (and per day away); a click adds the item's categories,
+    normalised to sum 1."""
     complement_weight: float = 0.0
     """Utility added per unit of complementary interest: a purchase in category c
     raises interest in c's complements (co-occurrence lift in the fitting data)."""

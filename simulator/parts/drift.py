@@ -15,7 +15,9 @@ class Drift(Part):
 
         d <- (1 - |rate|) d + rate * e_i          (rate < 0 pushes the shopper away)
 
-    and adds ``drift_weight * d . e_j`` to the utility of every item j. |d| <= 1, so
+    and adds ``drift_weight * d . e_j`` to the utility of every item j. Several clicks
+    in one slate (PBM) pull toward their mean vector with weight ``1 - (1 - |rate|)^c``
+    for c clicks, the order-free version of c updates in a row. |d| <= 1, so
     the term stays within ±drift_weight (utilities are standardised to unit spread).
 
     Where the drift acts: as an additive term over item vectors, not inside the
