@@ -28,11 +28,18 @@ def make_simulator(
     overrides: dict[str, Any],
 ) -> ShopperSimulator:
     """Build the simulator; ``overrides`` are ``ShopperConfig`` fields given as keywords."""
-    unknown = sorted(set(overrides) - set(CONFIG_FIELDS))
-    if unknown:
-        raise ConfigError(f"unknown environment option(s) {unknown}; valid options: {list(CONFIG_FIELDS)}")
-    config = dataclasses.replace(config or ShopperConfig(), **overrides)
+    config = with_options(config or ShopperConfig(), overrides)
     return ShopperSimulator(resolve_world(world, device), config, num_shoppers, shoppers, device)
+
+
+def with_options(config: Any, overrides: dict[str, Any]) -> Any:
+    """The frozen dataclass ``config`` with ``overrides`` (environment options) applied;
+    an unknown option is a ConfigError that lists the valid ones."""
+    fields = [field.name for field in dataclasses.fields(config)]
+    unknown = sorted(set(overrides) - set(fields))
+    if unknown:
+        raise ConfigError(f"unknown environment option(s) {unknown}; valid options: {fields}")
+    return dataclasses.replace(config, **overrides)
 
 
 def to_numpy(tensors: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:

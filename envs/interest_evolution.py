@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import gymnasium as gym
@@ -12,7 +11,7 @@ from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from shopgym.envs.core import row, to_numpy
+from shopgym.envs.core import row, to_numpy, with_options
 from shopgym.envs.spaces import SlateSpace
 from shopgym.simulator.errors import ConfigError
 from shopgym.simulator.interest_evolution import (
@@ -22,7 +21,6 @@ from shopgym.simulator.interest_evolution import (
 )
 from shopgym.simulator.outcome import StepOutcome
 
-CONFIG_FIELDS = tuple(field.name for field in dataclasses.fields(InterestEvolutionConfig))
 QUALITY_BOUND = 100.0
 INFO_KEYS = ("clicks", "purchases", "watch_time", "time_budget")
 
@@ -34,11 +32,9 @@ def make_simulator(
     overrides: dict[str, Any],
 ) -> InterestEvolutionSimulator:
     """Build the simulator; ``overrides`` are :class:`InterestEvolutionConfig` fields given as keywords."""
-    unknown = sorted(set(overrides) - set(CONFIG_FIELDS))
-    if unknown:
-        raise ConfigError(f"unknown environment option(s) {unknown}; valid options: {list(CONFIG_FIELDS)}")
-    config = dataclasses.replace(config or InterestEvolutionConfig(), **overrides)
-    return InterestEvolutionSimulator(config, num_users, device)
+    return InterestEvolutionSimulator(
+        with_options(config or InterestEvolutionConfig(), overrides), num_users, device
+    )
 
 
 def observation_space(config: InterestEvolutionConfig) -> spaces.Dict:
