@@ -110,10 +110,9 @@ def sample_clicks(
     position_bias: torch.Tensor,
     uniform: torch.Tensor,
 ) -> torch.Tensor:
-    """(B, k) bool clicks under ``model`` from (B, k) uniforms in [0, 1).
-
-    MNL and cascade click at most once: the first column of ``uniform`` drives an
-    inverse-CDF draw. PBM uses one uniform per position."""
+    """(B, k) bool clicks under ``model`` from uniforms in [0, 1): (B, k) for PBM (one
+    per position), (B, 1) or more columns for MNL and cascade, which click at most once
+    (the first column drives an inverse-CDF draw)."""
     k = utilities.shape[1]
     if model == "pbm":
         return uniform < pbm_click_probabilities(utilities, beta, no_click_utility, position_bias)

@@ -21,7 +21,9 @@ class Choice(Part):
 
     def sample(self, utility: torch.Tensor) -> torch.Tensor:
         """(B, k) utilities of a slate -> (B, k) bool clicks."""
-        uniform = torch.rand(utility.shape, generator=self.generator, device=self.device)
+        # One uniform per position for PBM's independent clicks, one per row otherwise.
+        shape = utility.shape if self.model == "pbm" else (utility.shape[0], 1)
+        uniform = torch.rand(shape, generator=self.generator, device=self.device)
         return sample_clicks(
             self.model, utility, self.beta, self.no_click_utility, self.position_bias, uniform
         )

@@ -28,14 +28,18 @@ class Purchases(Part):
         self.relative_price = price / price.median()  # (M,)
         self.log_relative_price = self.relative_price.log()
         self.budgeted = self.config.money > 0
-        self.state |= {"price_sensitivity": self.zeros(), "money": self.zeros()}
+        # Without a spread every shopper is the median one, for good: nothing to draw.
+        median = torch.full((self.num_shoppers,), self.config.purchase_price_weight, device=self.device)
+        self.state |= {"price_sensitivity": median, "money": self.zeros()}
 
     def start(self, session: torch.Tensor, lifetime: torch.Tensor) -> None:
         config, state = self.config, self.state
-        z = torch.randn(self.num_shoppers, generator=self.generator, device=self.device)
-        sensitivity = config.purchase_price_weight * torch.exp(config.price_sensitivity_spread * z)
-        state["price_sensitivity"] = torch.where(lifetime, sensitivity, state["price_sensitivity"])
-        state["money"] = torch.where(session, config.money, state["money"])
+        if config.price_sensitivity_spread:
+            z = torch.randn(self.num_shoppers, generator=self.generator, device=self.device)
+            sensitivity = config.purchase_price_weight * torch.exp(config.price_sensitivity_spread * z)
+            state["price_sensitivity"] = torch.where(lifetime, sensitivity, state["price_sensitivity"])
+        if self.budgeted:
+            state["money"] = torch.where(session, config.money, state["money"])
 
     def probability(self, items: torch.Tensor, utility: torch.Tensor) -> torch.Tensor:
         """(B, n) probability of buying each of (B, n) items if it is clicked now."""
@@ -52,6 +56,12 @@ class Purchases(Part):
 
     def respond(self, items: torch.Tensor, utility: torch.Tensor, clicks: torch.Tensor) -> torch.Tensor:
         """(B, k) bool purchases of the clicked items of a slate."""
+        if not self.simulator.multiple_clicks:
+            # At most one click: decide for the clicked position only (one draw per row).
+            position = clicks.to(torch.uint8).argmax(1, keepdim=True)
+            uniform = torch.rand((clicks.shape[0], 1), generator=self.generator, device=self.device)
+            bought = uniform < self.probability(items.gather(1, position), utility.gather(1, position))
+            return clicks & bought
         uniform = torch.rand(clicks.shape, generator=self.generator, device=self.device)
         purchases = clicks & (uniform < self.probability(items, utility))
         if self.budgeted and purchases.shape[1] > 1:
