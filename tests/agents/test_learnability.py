@@ -63,9 +63,10 @@ def _mean_returns(name: str, num_envs: int, episodes: int, seeds: range) -> list
 
 
 def test_epsilon_greedy_learns_online_and_beats_random_on_synthetic_shoppers():
-    seeds = range(15)
+    seeds = range(24)
     # 120 rounds of 10 parallel shoppers, so that learning shows across rounds; the
-    # gain is a fraction of a click per session, hence 15 seeds.
+    # gain is a fraction of a click per session, hence 24 seeds (15 left the gain's
+    # interval touching 0 for some random streams).
     bandit = _mean_returns("epsilon-greedy", num_envs=10, episodes=1200, seeds=seeds)
     random = _mean_returns("random", num_envs=50, episodes=600, seeds=seeds)
     rounds, fifth = 120, 24
