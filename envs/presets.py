@@ -54,22 +54,43 @@ COLD_START_V0: dict = {
     "new_item_arrival_steps": 20,
 }
 
-# Choice constants calibrated by `python -m shopgym.envs.presets` on the shipped
-# default World (hash 6b49f19e0d920592, the shipped World before it gained the
-# category lift, which no preset uses), 4,096 rows x 40 random slates after a
-# burn-in of max_steps. LongTerm-v0 and ColdStart-v0 use Shopper-v1's constants:
-# their own calibration (300-slate lifetimes, a new population) was not run yet.
-_V1_CONSTANTS = {
-    "no_click_utility": 2.1837413022677197,
-    "position_logits": (
-        0.0,
-        -0.24858792939645502,
-        -0.4870996250558268,
-        -0.7062371015988504,
-        -0.9326492560950608,
-    ),
+# Choice constants calibrated through the simulator with each preset's dynamics on
+# (calibrate_in_simulator), on the shipped default World: Shopper-v1 with 4,096 rows
+# x 40 random slates (World 6b49f19e0d920592, the same NeuMF and features),
+# LongTerm-v0 and ColdStart-v0 with 1,024 rows x 40 (World 0ae7b53f9a93c0df), each
+# after a burn-in of max_steps slates. `python -m shopgym.envs.presets` recomputes them.
+CALIBRATED: dict[str, dict] = {
+    "v1": {
+        "no_click_utility": 2.1837413022677197,
+        "position_logits": (
+            0.0,
+            -0.24858792939645502,
+            -0.4870996250558268,
+            -0.7062371015988504,
+            -0.9326492560950608,
+        ),
+    },
+    "long_term": {
+        "no_click_utility": 2.2227335123660885,
+        "position_logits": (
+            0.0,
+            -0.244128475998298,
+            -0.4985131150155455,
+            -0.7207467990561556,
+            -0.9292072245514071,
+        ),
+    },
+    "cold_start": {
+        "no_click_utility": 2.1494435360043926,
+        "position_logits": (
+            0.0,
+            -0.22314723499099198,
+            -0.46976058491303707,
+            -0.7002430228908474,
+            -0.923660417566694,
+        ),
+    },
 }
-CALIBRATED: dict[str, dict] = {"v1": _V1_CONSTANTS, "long_term": _V1_CONSTANTS, "cold_start": _V1_CONSTANTS}
 
 
 def calibrated(options: dict) -> dict:

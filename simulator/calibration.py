@@ -212,6 +212,7 @@ def calibrate_in_simulator(
     rounds: int = 30,
     seed: int = 0,
     tolerance: float = 1e-4,
+    accept: float = 1e-2,
 ) -> ShopperConfig:
     """``config`` with the no-click utility and position logits that make uniformly
     random slates, shown through the simulator itself with every dynamic of
@@ -225,7 +226,8 @@ def calibrate_in_simulator(
     and ``beta * s0`` by minus the first position's log ratio. Raking of this kind
     converges in a few rounds when the no-click option holds most of the mass (as
     it does at realistic click rates); it stops when every log ratio is below
-    ``tolerance`` or after ``rounds``.
+    ``tolerance`` or after ``rounds``, and raises ConfigError if one is still above
+    ``accept`` then.
     """
     if target is None:
         ctr = world.calibration.target.get("ctr")
@@ -250,12 +252,16 @@ def calibrate_in_simulator(
         logits = logits + error - error[0]
         scaled_no_click = scaled_no_click - float(error[0])
     else:
-        raise ConfigError(
-            f"calibration through the simulator did not converge in {rounds} rounds (largest log error "
-            f"{float(error.abs().max()):.2g}); the target {target.ctr} may be out of reach of "
-            f"choice_model={config.choice_model!r} (cascade and PBM examine position p with probability "
-            "exp(min(b_p, 0)), so no position can draw more clicks than the first)"
-        )
+        # The simulated paths move with the constants (another click, another state), so
+        # with dynamics on the raking settles within that jitter (~1e-3) rather than
+        # converging exactly; only a real miss is an error.
+        if float(error.abs().max()) >= accept:
+            raise ConfigError(
+                f"calibration through the simulator did not converge in {rounds} rounds (largest log error "
+                f"{float(error.abs().max()):.2g}); the target {target.ctr} may be out of reach of "
+                f"choice_model={config.choice_model!r} (cascade and PBM examine position p with probability "
+                "exp(min(b_p, 0)), so no position can draw more clicks than the first)"
+            )
     return replace(config, no_click_utility=scaled_no_click / beta, position_logits=tuple(logits.tolist()))
 
 

@@ -72,10 +72,13 @@ def test_preset_same_seed_same_rollout(env_id):
     assert not all(torch.equal(a, b) for a, b in zip(first, other, strict=True))
 
 
-def test_shopper_v1_clicks_at_the_calibrated_rates_with_its_dynamics_on():
-    """Random-policy sessions of Shopper-v1 (sampled clicks, another seed than the
-    calibration's) click at the World's per-position target within 5%."""
-    options = dict(shopgym.envs.PRESETS["shopgym/Shopper-v1"])
+@pytest.mark.parametrize(
+    "env_id", ["shopgym/Shopper-v1", "shopgym/ShopperLongTerm-v0", "shopgym/ShopperColdStart-v0"]
+)
+def test_presets_click_at_the_calibrated_rates_with_their_dynamics_on(env_id):
+    """Random-policy sessions (sampled clicks, another seed than the calibration's)
+    click at the World's per-position target within 5%."""
+    options = dict(shopgym.envs.PRESETS[env_id])
     simulator = make_simulator(1, None, "all", "cpu", None, options)
     table = simulate_session_ctr(simulator.world, simulator.config, shoppers=2048, steps=80, seed=7)
     target = np.array(simulator.world.calibration.target["ctr"])
