@@ -182,38 +182,38 @@ class World:
         self._check_category_lift()
 
     def _check_learned_item_features(self) -> None:
+        self._check_optional_tensor(
+            "learned_item_features", "contains NaN or infinite values", torch.isfinite
+        )
         features = self.learned_item_features
-        if features is None:
-            return
-        if not isinstance(features, torch.Tensor) or features.dtype != torch.float32:
-            found = features.dtype if isinstance(features, torch.Tensor) else type(features).__name__
-            raise DataError(f"World: learned_item_features must be a torch.float32 tensor, got {found}")
-        if features.dim() != 2 or features.shape[0] != self.num_items or features.shape[1] < 1:
+        if features is not None and (
+            features.dim() != 2 or features.shape[0] != self.num_items or features.shape[1] < 1
+        ):
             raise DataError(
                 f"World: learned_item_features has shape {tuple(features.shape)}, "
                 f"expected ({self.num_items}, r) with r >= 1"
             )
-        if features.device != self.device:
-            raise DataError(
-                f"World: learned_item_features is on {features.device}, the World on {self.device}"
-            )
-        if not bool(torch.isfinite(features).all()):
-            raise DataError("World: learned_item_features contains NaN or infinite values")
 
     def _check_category_lift(self) -> None:
-        lift = self.category_lift
-        if lift is None:
-            return
-        if not isinstance(lift, torch.Tensor) or lift.dtype != torch.float32:
-            found = lift.dtype if isinstance(lift, torch.Tensor) else type(lift).__name__
-            raise DataError(f"World: category_lift must be a torch.float32 tensor, got {found}")
-        expected = (self.num_categories, self.num_categories)
-        if tuple(lift.shape) != expected:
+        self._check_optional_tensor(
+            "category_lift", "must be finite and >= 0", lambda lift: torch.isfinite(lift) & (lift >= 0)
+        )
+        lift, expected = self.category_lift, (self.num_categories, self.num_categories)
+        if lift is not None and tuple(lift.shape) != expected:
             raise DataError(f"World: category_lift has shape {tuple(lift.shape)}, expected {expected}")
-        if lift.device != self.device:
-            raise DataError(f"World: category_lift is on {lift.device}, the World on {self.device}")
-        if not bool((torch.isfinite(lift) & (lift >= 0)).all()):
-            raise DataError("World: category_lift must be finite and >= 0")
+
+    def _check_optional_tensor(self, name: str, problem: str, valid) -> None:
+        """An optional tensor is None, or float32 on the World's device with ``valid`` everywhere."""
+        tensor = getattr(self, name)
+        if tensor is None:
+            return
+        if not isinstance(tensor, torch.Tensor) or tensor.dtype != torch.float32:
+            found = tensor.dtype if isinstance(tensor, torch.Tensor) else type(tensor).__name__
+            raise DataError(f"World: {name} must be a torch.float32 tensor, got {found}")
+        if tensor.device != self.device:
+            raise DataError(f"World: {name} is on {tensor.device}, the World on {self.device}")
+        if not bool(valid(tensor).all()):
+            raise DataError(f"World: {name} {problem}")
 
     @property
     def num_shoppers(self) -> int:

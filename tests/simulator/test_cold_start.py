@@ -23,25 +23,11 @@ from shopgym.simulator.models import build_model
 from shopgym.simulator.parts.corpus import FIRST_CATEGORY_FEATURE, POPULARITY_FEATURE, PRICE_FEATURE
 from shopgym.simulator.shoppers import ShopperSimulator
 
+from .helpers import same_rollouts
+
 
 def random_slates(rng: np.random.Generator, batch: int, k: int, n: int) -> torch.Tensor:
     return torch.from_numpy(rng.random((batch, n)).argsort(1)[:, :k].astype(np.int64))
-
-
-def same_rollouts(a: list, b: list) -> bool:
-    """Every tensor of two rollouts (observations and outcomes) equal."""
-    for x, y in zip(a, b, strict=True):
-        fields = x if isinstance(x, dict) else x.__dict__
-        other = y if isinstance(y, dict) else y.__dict__
-        if fields.keys() != other.keys():
-            return False
-        for key, value in fields.items():
-            if isinstance(value, dict):
-                if not same_rollouts([value], [other[key]]):
-                    return False
-            elif not torch.equal(value, other[key]):
-                return False
-    return True
 
 
 def simulator(world, config, batch=8, seed=0, shoppers="train"):

@@ -18,7 +18,7 @@ from shopgym.simulator.errors import ConfigError, SlateError
 from shopgym.simulator.shoppers import ShopperSimulator
 from shopgym.simulator.world import decay_logits
 
-from .helpers import sub_catalogue
+from .helpers import same_rollouts, sub_catalogue
 
 OBSERVATION_KEYS = {
     "candidate_ids",
@@ -338,21 +338,6 @@ def rollout(world, seed: int, steps: int = 30, config=DYNAMICS[1], batch: int = 
         record.append(outcome)
         record.append({"shopper": sim.shopper.clone(), **sim.observe()})
     return record
-
-
-def same_rollouts(a, b) -> bool:
-    for x, y in zip(a, b, strict=True):
-        fields = x if isinstance(x, dict) else x.__dict__
-        other = y if isinstance(y, dict) else y.__dict__
-        if fields.keys() != other.keys():
-            return False
-        for key, value in fields.items():
-            if isinstance(value, dict):
-                if not same_rollouts([value], [other[key]]):
-                    return False
-            elif not torch.equal(value, other[key]):
-                return False
-    return True
 
 
 def test_same_seed_same_rollout_different_seed_different(synthetic):
