@@ -6,8 +6,10 @@ learn. Both take the simulator of the environment they act in (:meth:`Agent.atta
 - ``myopic-oracle`` (alias ``oracle``) shows, at every step, the slate with the
   largest expected immediate reward, from the true utilities of the current state
   (drift, boredom and all), purchase probabilities, prices and money left.
-- ``planning-oracle`` looks ahead: it scores a few candidate slates by simulated
-  rollouts from a copy of the true state and shows the best. It is the reference
+- ``planning-oracle`` looks ahead: it simulates a family of policies (the myopic one,
+  and ones that also value what a click leaves behind) over whole episodes and
+  follows the best, optionally refining each step by rollouts from a copy of the
+  true state. It is the reference
   that learning agents are measured against.
 """
 
@@ -24,11 +26,15 @@ from shopgym.simulator.errors import ConfigError
 from shopgym.simulator.shoppers import ShopperSimulator
 
 
-def myopic_slates(simulator: ShopperSimulator, iterations: int = 20) -> torch.Tensor:
+def myopic_slates(
+    simulator: ShopperSimulator, experience_weight: float = 0.0, iterations: int = 20
+) -> torch.Tensor:
     """(B, k) candidate indices of the slates of largest expected immediate reward.
 
     With r_j the expected reward of a click on candidate j (click reward plus the
-    purchase probability times the purchase's reward), exact for two click models:
+    purchase probability times the purchase's reward, plus ``experience_weight``
+    times the click's experience x_j: a value the planner puts on what the click
+    leaves behind), exact for two click models:
 
     - MNL: the expected reward of a slate is the ratio
       ``sum_p v_p w_j r_j / (w_0 + sum_p v_p w_j)`` with ``w_j = exp(beta s_j)``,
@@ -46,6 +52,8 @@ def myopic_slates(simulator: ShopperSimulator, iterations: int = 20) -> torch.Te
     """
     k = simulator.config.slate_size
     utility, value = simulator.click_values(simulator.candidates)  # (B, N) each
+    if experience_weight:
+        value = value + experience_weight * simulator.experience(simulator.candidates, utility)
     bias = simulator.position_bias
     model = simulator.config.choice_model
     positions = torch.argsort(bias, descending=True)  # best position first
@@ -101,6 +109,11 @@ def _cascade_value(simulator: ShopperSimulator, utility: torch.Tensor, value: to
     return (first_click[:, :-1] * value).sum(1)
 
 
+# Base-policy choices of the planning oracle, per (World hash, config, device, family,
+# rows, seed): the same environment is tuned once per process, not once per seed.
+_TUNED: dict[tuple, dict[float, float]] = {}
+
+
 def _simulator_of(env: Any) -> ShopperSimulator:
     simulator = getattr(getattr(env, "unwrapped", env), "simulator", None)
     if not isinstance(simulator, ShopperSimulator):
@@ -137,28 +150,45 @@ class OracleAgent(MyopicOracleAgent):
 
 
 class PlanningOracleAgent(MyopicOracleAgent):
-    """Upper bound that plans: a rollout policy over the myopic oracle.
+    """Upper bound that plans: a rollout policy over the best of a family of policies.
 
-    At every step, for each shopper, it takes ``num_slates`` candidate slates (the
-    myopic best, and others drawn by Gumbel-perturbing the myopic slate scores),
-    simulates each ``rollouts`` times for ``horizon`` steps from a copy of the true
-    state (first the candidate, then the myopic oracle), summing the expected reward
-    of each simulated slate, and shows the candidate of the highest mean return if
-    its gain over the myopic slate is clear (``margin`` standard errors). Rolling out
-    a base policy improves on it in expectation (policy improvement); the margin
-    keeps the noise of a few rollouts from undoing that.
+    The family: for each weight lam in ``experience_weights``, the policy pi_lam that
+    shows the exact best slate for the expected immediate reward plus lam times the
+    expected experience of the click (:func:`myopic_slates`; lam = 0 is the myopic
+    oracle). The experience is what refills the time budget and makes a session
+    satisfying, so a positive lam gives up clicks now for longer, better sessions.
 
-    Its rollouts use their own random streams, seeded from the agent's seed, so the
-    environment's streams are untouched. Cost per step: about
-    ``num_slates * rollouts * horizon`` simulator steps per shopper.
+    Planning happens twice:
+
+    1. When attached, it simulates every pi_lam over whole episodes of
+       ``tuning_rows`` train shoppers (the same random draws for each, from
+       ``tuning_seed``) and keeps the best as its base policy. The choice depends
+       on the environment only, so it is made once per World, dynamics and device
+       in a process, and every evaluation seed follows the same base policy.
+    2. With ``rollouts`` > 0, at every step and for each shopper, it also rolls out
+       each policy's slate from a copy of the true state, ``rollouts`` times for
+       ``horizon`` steps (the candidate slate, then the base policy), summing the
+       expected reward of each simulated slate, and shows the candidate of the
+       highest mean return if its gain over the base policy's slate is clear
+       (``margin`` standard errors). Rolling out a base policy improves on it in
+       expectation (policy improvement). Off by default: on Shopper-v1 a few
+       rollouts per step were too noisy to add to the base policy (docs/dynamics.md),
+       at ``len(experience_weights) * rollouts * horizon`` simulator steps per
+       shopper and step.
+
+    The family includes the myopic oracle, so the planner does at least as well as
+    it up to the noise of the choice of the base. Its simulations use their own
+    random streams, seeded from the agent's seed, so the environment's are untouched.
 
     Args:
-        num_slates: candidate slates per decision (>= 1; 1 is the myopic oracle).
-        rollouts: simulated futures per candidate.
+        experience_weights: lam of each policy in the family (>= 0); 0 is always added.
+        rollouts: simulated futures per candidate slate at every step (0: none, follow
+            the base policy).
         horizon: steps per rollout, the candidate's included.
-        temperature: Gumbel noise scale on the log myopic scores for the alternatives.
-        margin: standard errors by which an alternative's simulated gain over the
-            myopic slate must exceed 0 for the planner to show it.
+        margin: standard errors by which a candidate's simulated gain over the base
+            policy's slate must exceed 0 for the planner to show it.
+        tuning_rows: train shoppers simulated per policy to choose the base policy.
+        tuning_seed: seed of those simulations.
     """
 
     name = "planning-oracle"
@@ -169,69 +199,94 @@ class PlanningOracleAgent(MyopicOracleAgent):
         action_space,
         seed: int = 0,
         device: str | torch.device = "auto",
-        num_slates: int = 6,
-        rollouts: int = 8,
-        horizon: int = 8,
-        temperature: float = 1.0,
+        experience_weights: tuple[float, ...] = (0.25, 0.5, 1.0),
+        rollouts: int = 0,
+        horizon: int = 10,
         margin: float = 1.0,
+        tuning_rows: int = 1024,
+        tuning_seed: int = 0,
     ):
         super().__init__(observation_space, action_space, seed=seed, device=device)
-        if min(num_slates, rollouts, horizon) < 1 or not temperature >= 0:
+        weights = tuple(float(w) for w in experience_weights)
+        if min(horizon, tuning_rows) < 1 or rollouts < 0 or not all(w >= 0 for w in weights):
             raise ConfigError(
-                "planning-oracle: num_slates, rollouts and horizon must be >= 1, temperature >= 0"
+                "planning-oracle: horizon and tuning_rows must be >= 1, rollouts >= 0 and "
+                f"experience_weights >= 0; got {weights}"
             )
-        self.num_slates, self.rollouts, self.horizon, self.temperature = (
-            num_slates,
-            rollouts,
-            horizon,
-            temperature,
-        )
-        self.margin = margin
+        self.experience_weights = (0.0, *sorted(set(weights) - {0.0}))  # the myopic policy first
+        self.rollouts, self.horizon, self.margin = rollouts, horizon, margin
+        self.tuning_rows, self.tuning_seed = tuning_rows, tuning_seed
+        self.base_weight: float | None = None
+        self.tuning_returns: dict[float, float] = {}
         self._planner: ShopperSimulator | None = None
         self._decisions = 0
 
     def attach(self, env: Any) -> None:
         super().attach(env)
         simulator = self.simulator
-        rows = simulator.num_shoppers * self.rollouts
-        self._planner = ShopperSimulator(
-            simulator.world, simulator.config, rows, simulator.shoppers, simulator.device, seed=self.seed
+        key = (
+            simulator.world.hash,
+            simulator.config,
+            str(simulator.device),
+            self.experience_weights,
+            self.tuning_rows,
+            self.tuning_seed,
         )
-        self._generator = torch.Generator(device=simulator.device).manual_seed(self.seed)
+        if len(self.experience_weights) == 1:
+            _TUNED[key] = {0.0: float("nan")}  # nothing to choose from
+        elif key not in _TUNED:
+            _TUNED[key] = self._simulate_policies(simulator)
+        self.tuning_returns = dict(_TUNED[key])
+        self.base_weight = max(self.tuning_returns, key=self.tuning_returns.__getitem__)  # NaN: the only one
+        if self.rollouts:
+            rows = simulator.num_shoppers * self.rollouts
+            self._planner = ShopperSimulator(
+                simulator.world, simulator.config, rows, simulator.shoppers, simulator.device, seed=self.seed
+            )
+
+    def _simulate_policies(self, simulator: ShopperSimulator) -> dict[float, float]:
+        """Mean episode return of each policy of the family on train shoppers."""
+        tuner = ShopperSimulator(
+            simulator.world,
+            simulator.config,
+            self.tuning_rows,
+            "train",
+            simulator.device,
+            seed=self.tuning_seed,
+        )
+        returns = {}
+        for weight in self.experience_weights:
+            tuner.reset(seed=self.tuning_seed)
+            total = torch.zeros(self.tuning_rows, device=simulator.device)
+            finished = torch.zeros(self.tuning_rows, dtype=torch.bool, device=simulator.device)
+            while not bool(finished.all()):
+                outcome = tuner.step(myopic_slates(tuner, weight), check=False)
+                total = total + outcome.reward * ~finished
+                finished = finished | outcome.done
+            returns[weight] = float(total.mean())
+        return returns
 
     def act(self, observation: Observation, info: dict[str, Any]) -> np.ndarray:
         simulator = self._attached()
         return self.plan(simulator).cpu().numpy()
 
-    def candidate_slates(self, simulator: ShopperSimulator) -> torch.Tensor:
-        """(B, C, k) candidate slates, the myopic best first."""
-        best = myopic_slates(simulator)
-        if self.num_slates == 1:
-            return best[:, None]
-        k = simulator.config.slate_size
-        utility, value = simulator.click_values(simulator.candidates)
-        log_score = simulator.beta * utility + torch.log(value.clamp(min=1e-6))
-        b, n = log_score.shape
-        uniform = torch.rand((b, self.num_slates - 1, n), generator=self._generator, device=simulator.device)
-        gumbel = -torch.log(-torch.log(uniform.clamp(1e-20, 1 - 1e-7)))
-        noisy = log_score[:, None] + self.temperature * gumbel
-        ranked = torch.topk(noisy, k, dim=2).indices  # (B, C-1, k) best first
-        positions = torch.argsort(simulator.position_bias, descending=True)
-        others = torch.empty_like(ranked)
-        others[:, :, positions] = ranked
-        return torch.cat([best[:, None], others], dim=1)
-
     def plan(self, simulator: ShopperSimulator) -> torch.Tensor:
-        """(B, k) the candidate slate of the highest simulated return for each shopper.
+        """(B, k) for each shopper the candidate slate of the highest simulated return.
 
         Every candidate is rolled out from the same snapshot with the same seed, so
         rollout r of every candidate sees the same random draws (common random
         numbers): the comparison between candidates is not drowned in the noise of
         the clicks, only their difference is left."""
+        if self.base_weight is None:
+            raise ConfigError("planning-oracle: attach it to the environment it acts in")
+        if not self.rollouts:
+            return myopic_slates(simulator, self.base_weight)
         planner = self._planner
         if planner is None or planner.num_shoppers != simulator.num_shoppers * self.rollouts:
             raise ConfigError("planning-oracle: attach it to the environment it acts in")
-        candidates = self.candidate_slates(simulator)  # (B, C, k)
+        weights = self.experience_weights
+        base = weights.index(self.base_weight)
+        candidates = torch.stack([myopic_slates(simulator, weight) for weight in weights], 1)  # (B, C, k)
         b, c, _ = candidates.shape
         if c == 1:
             return candidates[:, 0]
@@ -246,28 +301,34 @@ class PlanningOracleAgent(MyopicOracleAgent):
             alive = torch.ones(planner.num_shoppers, dtype=torch.bool, device=simulator.device)
             for t in range(self.horizon):
                 if t > 0:
-                    slates = myopic_slates(planner)
+                    slates = myopic_slates(planner, self.base_weight)
                 # The expected reward of the slate in the sampled state, not the sampled
                 # reward: the same mean with much less noise.
                 total = total + expected_reward(planner, slates) * alive
                 alive = alive & ~planner.step(slates, check=False).done
+                if not bool(alive.any()):
+                    break
             returns[:, index] = total.reshape(b, self.rollouts)
-        # Leave the myopic slate only for a clear gain: the paired difference of the
+        # Leave the base policy only for a clear gain: the paired difference of the
         # rollouts must exceed `margin` standard errors, so that the noise of a few
         # rollouts cannot make the planner worse than the policy it improves on.
-        difference = returns - returns[:, :1]
+        difference = returns - returns[:, base : base + 1]
         mean = difference.mean(2)
         error = difference.std(2) / self.rollouts**0.5 if self.rollouts > 1 else torch.zeros_like(mean)
         gain = torch.where(mean - self.margin * error > 0, mean, 0.0)
+        gain[:, base] = 1e-9  # the base slate wins ties
         choice = gain.argmax(1)
         return candidates[torch.arange(b, device=choice.device), choice]
 
     def describe(self) -> dict[str, Any]:
         return {
             "name": self.name,
-            "num_slates": self.num_slates,
+            "experience_weights": list(self.experience_weights),
             "rollouts": self.rollouts,
             "horizon": self.horizon,
-            "temperature": self.temperature,
             "margin": self.margin,
+            "tuning_rows": self.tuning_rows,
+            "tuning_seed": self.tuning_seed,
+            "base_experience_weight": self.base_weight,
+            "tuning_returns": {str(w): r for w, r in self.tuning_returns.items()},
         }

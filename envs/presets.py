@@ -15,8 +15,10 @@ random slates click at the World's target rates; ``calibrated()`` recomputes the
 | item_features | learned | BPR-MF item vectors fitted on the same data (not the World's NeuMF) |
 | drift_rate, drift_weight | 0.3, 1.5 | each click pulls interest 30% toward the item's vector |
 | boredom_weight, boredom_decay | 1.5, 0.9 | repeated categories lose utility; 10% fades per slate |
-| click_cost, utility_refill | 0.5, 0.5 | clicks spend time, good items give it back |
-| leave_after_unsatisfying | 3 | three slates in a row without a click and the shopper leaves |
+| quality_weight | 1.0 | a click's experience is the item's quality (standardised mean rating), not its appeal |
+| patience | 6.0 | a session's time budget |
+| click_cost, utility_refill | 1.5, 3.0 | clicks spend time, items of good quality give it back |
+| leave_after_unsatisfying | 4 | four slates in a row without a click worth it (none, or only disappointing ones) and the shopper leaves |
 | money | 5.0 | a session's money, in median prices; purchases spend it |
 | price_sensitivity_spread | 0.5 | log-normal spread of price sensitivity over shoppers |
 
@@ -40,9 +42,11 @@ DYNAMICS_V1: dict = {
     "drift_weight": 1.5,
     "boredom_weight": 1.5,
     "boredom_decay": 0.9,
-    "click_cost": 0.5,
-    "utility_refill": 0.5,
-    "leave_after_unsatisfying": 3,
+    "quality_weight": 1.0,
+    "patience": 6.0,
+    "click_cost": 1.5,
+    "utility_refill": 3.0,
+    "leave_after_unsatisfying": 4,
     "money": 5.0,
     "price_sensitivity_spread": 0.5,
 }
@@ -61,23 +65,23 @@ COLD_START_V0: dict = {
 # after a burn-in of max_steps slates. `python -m shopgym.envs.presets` recomputes them.
 CALIBRATED: dict[str, dict] = {
     "v1": {
-        "no_click_utility": 2.1837413022677197,
+        "no_click_utility": 2.179214119721242,
         "position_logits": (
             0.0,
-            -0.24858792939645502,
-            -0.4870996250558268,
-            -0.7062371015988504,
-            -0.9326492560950608,
+            -0.24284724977659788,
+            -0.49017597786843403,
+            -0.691861469952761,
+            -0.9247486953351367,
         ),
     },
     "long_term": {
-        "no_click_utility": 2.2227335123660885,
+        "no_click_utility": 2.1961077601008725,
         "position_logits": (
             0.0,
-            -0.244128475998298,
-            -0.4985131150155455,
-            -0.7207467990561556,
-            -0.9292072245514071,
+            -0.2405561456320089,
+            -0.48932168552559085,
+            -0.7176518225459421,
+            -0.9428574637415412,
         ),
     },
     "cold_start": {

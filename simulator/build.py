@@ -8,7 +8,8 @@ choice model to a click target. It also fits a second model of another family on
 the same split, whose item vectors are the World's ``learned_item_features`` (what a
 shop's own recommender would know about its items), and counts how often item
 categories go together among the training shoppers (``category_lift``, for the
-complementary-categories mechanism).
+complementary-categories mechanism) and how well each item is rated
+(``item_quality``, for the post-click experience).
 
 :func:`default_world` loads the default World shipped with the package
 (``shopgym/data/worlds/movielens-neumf``, fitted once on CPU, so that
@@ -57,7 +58,12 @@ from shopgym.simulator.world import Calibration, World
 # different tensors for the same data and configs, so stale caches are not reused.
 # 6: learned item features (a second model fitted on the same split).
 # 7: category_lift (co-occurrence of categories among training shoppers).
-BUILDER_VERSION = 7
+# 8: item_quality (shrunk mean training rating per item, standardised).
+BUILDER_VERSION = 8
+
+# Pseudo-ratings at the overall mean added to every item's ratings for its quality,
+# so an item rated once or twice is not called excellent or awful on that evidence.
+QUALITY_PRIOR_RATINGS = 10
 
 # The World shipped in the package: what default_world() gives for the default configs.
 SHIPPED_DEFAULT_WORLD = ("worlds", "movielens-neumf")
@@ -251,7 +257,11 @@ def build_world(
             },
         },
     )
-    world = replace(world, category_lift=_category_lift(split, catalogue, categories))
+    world = replace(
+        world,
+        category_lift=_category_lift(split, catalogue, categories),
+        item_quality=item_quality(split, catalogue),
+    )
     world.card["build_wall_time_s"] = round(time.perf_counter() - started, 2)
     return world
 
@@ -268,10 +278,28 @@ def _category_lift(split: Split, catalogue: np.ndarray, categories: torch.Tensor
     return category_lift(torch.as_tensor(events[:, 0]), item_category, split.num_users).contiguous()
 
 
-def with_category_lift(world: World, interactions: Interactions) -> World:
-    """``world`` with the ``category_lift`` of the ``interactions`` it was fitted on (for
-    Worlds built before the lift was, such as the shipped default World:
-    ``with_category_lift(default_world(), load_ratings())``). The result has another hash.
+def item_quality(split: Split, catalogue: np.ndarray) -> torch.Tensor | None:
+    """(M,) quality of each catalogue item: its mean training rating, shrunk toward the
+    overall mean by ``QUALITY_PRIOR_RATINGS`` pseudo-ratings, standardised over the
+    catalogue (mean 0, spread 1, as utilities are). ``None`` when the data has no
+    ratings (implicit feedback: every value the same)."""
+    values = split.train_values
+    if values is None or np.ptp(values) == 0:
+        return None
+    sums = np.bincount(split.train[:, 1], weights=values, minlength=split.num_items)[catalogue]
+    counts = np.bincount(split.train[:, 1], minlength=split.num_items)[catalogue]
+    prior = QUALITY_PRIOR_RATINGS
+    shrunk = (sums + prior * values.mean()) / (counts + prior)
+    spread = shrunk.std()
+    if spread == 0:
+        return None
+    return torch.as_tensor((shrunk - shrunk.mean()) / spread, dtype=torch.float32)
+
+
+def with_data_statistics(world: World, interactions: Interactions) -> World:
+    """``world`` with the statistics of the ``interactions`` it was fitted on that
+    ``build_world`` adds after the fit (``category_lift`` and ``item_quality``), for
+    Worlds built before they existed. The result has another hash.
 
     Raises DataError when the interactions are not the World's (data hash, shoppers or
     catalogue differ from its card).
@@ -287,7 +315,12 @@ def with_category_lift(world: World, interactions: Interactions) -> World:
     if len(catalogue) != world.num_items or not np.array_equal(split.item_ids[catalogue], item_ids):
         raise DataError(f"{interactions.source}: the World's catalogue is not in this data")
     lift = _category_lift(split, catalogue, world.item_category.cpu())
-    return replace(world, category_lift=None if lift is None else lift.to(world.device))
+    quality = item_quality(split, catalogue)
+    return replace(
+        world,
+        category_lift=None if lift is None else lift.to(world.device),
+        item_quality=None if quality is None else quality.to(world.device),
+    )
 
 
 def _fit_learned_features(

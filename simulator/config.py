@@ -28,7 +28,10 @@ class ShopperConfig:
     they clicked, and spends time budget (patience)::
 
         patience -= step_cost + no_click_cost [no click] + click_cost * clicks
-                    - purchase_refund * purchases - utility_refill * sum(max(s_clicked, 0))
+                    - purchase_refund * purchases - utility_refill * sum(max(x_clicked, 0))
+
+    with x the experience of a clicked item (its utility, or with ``quality_weight``
+    partly its quality).
 
     A session ends when patience reaches 0, after ``leave_after_unsatisfying`` slates
     in a row without a click, or (``lifetime_days`` > 0) never by time: then the
@@ -80,7 +83,7 @@ class ShopperConfig:
     purchase_refund: float = 1.0
     """Patience given back by a purchase (satisfied shoppers stay longer)."""
     utility_refill: float = 0.0
-    """Patience given back per unit of positive utility of a clicked item (good
+    """Patience given back per unit of positive experience of a clicked item (good
     items refill the time budget, as in RecSim)."""
     leave_after_unsatisfying: int = 0
     """Leave after this many slates in a row without a click (0: never)."""
@@ -120,6 +123,13 @@ class ShopperConfig:
     raises interest in c's complements (co-occurrence lift in the fitting data)."""
     complement_decay: float = 0.9
     """Complementary interest kept per slate."""
+
+    quality_weight: float = 0.0
+    """Share of the item's quality in the experience of a click: experience =
+    (1 - w) * utility + w * quality, with quality the item's standardised mean rating
+    (``World.item_quality``). The experience, not the utility, refills the time budget
+    and makes sessions satisfying; so an item that is clicked often but disappoints
+    (RecSim's clickbait) costs a shopper's time and returns. 0: experience = utility."""
 
     # -------------------------------------------------------------- lifetimes
     lifetime_days: int = 0
@@ -207,7 +217,7 @@ class ShopperConfig:
                 raise ConfigError(f"ShopperConfig.{name} must be >= 0, got {value!r}")
         if self.patience <= 0 or self.step_cost <= 0:
             raise ConfigError("ShopperConfig.patience and step_cost must be > 0")
-        for name in ("boredom_decay", "complement_decay"):
+        for name in ("boredom_decay", "complement_decay", "quality_weight"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ConfigError(f"ShopperConfig.{name} must be in [0, 1], got {getattr(self, name)!r}")
         if not -1 <= self.drift_rate <= 1:

@@ -8,6 +8,7 @@ place. One step, for (B, k) slates::
     utility  = f(u, i) + drift term + boredom term + ...       (World + parts' terms)
     clicks   = choice.sample(utility)                          MNL, cascade or PBM
     buys     = purchases.respond(items, utility, clicks)       price, sensitivity, money
+    experience = utility, or partly the item's quality          what the click was worth
     reward   = clicks / purchases / revenue                    (config.reward)
     every part updates (history, budget, drift, boredom, returns' satisfaction, ...)
     a session ends when the budget says so; with lifetimes the shopper may come back
@@ -113,6 +114,14 @@ class ShopperSimulator:
             type(calibration)(position_logits=logits).position_bias(config.slate_size).to(dev)
         )
         self.multiple_clicks = config.choice_model == "pbm"
+        if config.quality_weight and world.item_quality is None:
+            raise ConfigError(
+                "quality_weight > 0 needs a World with item quality (mean ratings of the "
+                "fitting data, World.item_quality); this World has none (implicit data, "
+                "synthetic, or built before builder 8): add it with "
+                "shopgym.simulator.build.with_data_statistics(world, interactions), refit it, "
+                "or set quality_weight=0"
+            )
         self.episode_steps = torch.zeros(num_shoppers, dtype=torch.long, device=dev)
 
         # The wiring: every part, in update order.
@@ -239,7 +248,14 @@ class ShopperSimulator:
         clicks = self.choice.sample(utility)
         purchases = self.purchases.respond(items, utility, clicks)
         price = self.purchases.relative_price[items]
-        step = Step(items=items, utility=utility, clicks=clicks, purchases=purchases, price=price)
+        step = Step(
+            items=items,
+            utility=utility,
+            experience=self.experience(items, utility),
+            clicks=clicks,
+            purchases=purchases,
+            price=price,
+        )
         for part in self.parts:
             part.update(step)
         self.episode_steps = self.episode_steps + 1
@@ -273,6 +289,14 @@ class ShopperSimulator:
         # step with or without lifetimes.
         self._start(done if comes_back is None else comes_back | done, done)
         return outcome
+
+    def experience(self, items: torch.Tensor, utility: torch.Tensor) -> torch.Tensor:
+        """(B, n) what consuming (B, n) items of (B, n) utilities is worth to the
+        shopper: ``(1 - w) utility + w quality`` with w = ``quality_weight``."""
+        weight = self.config.quality_weight
+        if not weight:
+            return utility
+        return (1 - weight) * utility + weight * self.world.item_quality[items]
 
     # ------------------------------------------------------------- observation
     def _observed_state(self) -> dict[str, torch.Tensor]:

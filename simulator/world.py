@@ -17,7 +17,10 @@ recommender would have (agents may see them; they are not the ground truth, but 
 change what environments show, so they are hashed and saved with it). It may also
 carry ``category_lift``: the (C, C) co-occurrence lift of item categories among the
 training shoppers of the fitting data, which the complementary-categories mechanism
-reads (``shopgym.simulator.parts.complements``); hashed and saved when present.
+reads (``shopgym.simulator.parts.complements``); hashed and saved when present. And
+it may carry ``item_quality``: each item's standardised mean rating in the fitting
+data, what a shopper thinks of an item after consuming it (as opposed to how likely
+they are to click it), which the post-click experience reads (``ShopperConfig.quality_weight``).
 
 Loading never refits. :attr:`World.hash` digests everything that defines the
 ground truth (model parameters, tensors, standardisation, calibration) and goes
@@ -48,7 +51,7 @@ FORMAT_VERSION = 3
 TENSOR_NAMES = ("catalogue", "item_category", "item_price", "item_popularity", "test_shopper")
 _DTYPES = {"catalogue": torch.long, "test_shopper": torch.bool}
 # Optional tensors: saved and hashed only when present.
-OPTIONAL_TENSOR_NAMES = ("learned_item_features", "category_lift")
+OPTIONAL_TENSOR_NAMES = ("learned_item_features", "category_lift", "item_quality")
 
 
 @dataclass(frozen=True)
@@ -115,6 +118,9 @@ class World:
         category_lift: (C, C) ``P(c and d) / (P(c) P(d))`` over the fitting data's
             training shoppers (P(c): the share of them with an event on an item of
             category c; see ``parts.complements.category_lift``), or ``None``.
+        item_quality: (M,) the item's mean rating in the fitting data's training
+            events, shrunk toward the overall mean and standardised over the catalogue
+            (see ``build.item_quality``), or ``None`` (implicit data: no ratings).
 
     The utility of World item i for shopper u is
     ``(f(u, catalogue[i]) - utility_shift) / utility_scale`` with f the model's score:
@@ -136,6 +142,7 @@ class World:
     card: dict = field(default_factory=dict, repr=False)
     learned_item_features: torch.Tensor | None = field(default=None, repr=False)
     category_lift: torch.Tensor | None = field(default=None, repr=False)
+    item_quality: torch.Tensor | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.model_name not in MODEL_CLASSES or not isinstance(self.model, MODEL_CLASSES[self.model_name]):
@@ -180,6 +187,10 @@ class World:
             raise DataError("World: needs both train and test shoppers")
         self._check_learned_item_features()
         self._check_category_lift()
+        self._check_optional_tensor("item_quality", "contains NaN or infinite values", torch.isfinite)
+        quality = self.item_quality
+        if quality is not None and tuple(quality.shape) != (self.num_items,):
+            raise DataError(f"World: item_quality has shape {tuple(quality.shape)}, expected ({self.num_items},)")
 
     def _check_learned_item_features(self) -> None:
         self._check_optional_tensor(

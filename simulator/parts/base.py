@@ -34,6 +34,8 @@ class Step:
     Attributes:
         items: (B, k) catalogue items shown.
         utility: (B, k) their utilities at the time (all parts' terms included).
+        experience: (B, k) what consuming each would be worth to the shopper (the
+            utility, or with ``quality_weight`` partly the item's quality).
         clicks: (B, k) bool.
         purchases: (B, k) bool.
         price: (B, k) prices of the shown items in units of the median price.
@@ -42,6 +44,7 @@ class Step:
 
     items: torch.Tensor
     utility: torch.Tensor
+    experience: torch.Tensor
     clicks: torch.Tensor
     purchases: torch.Tensor
     price: torch.Tensor

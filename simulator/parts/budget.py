@@ -9,15 +9,16 @@ from shopgym.simulator.parts.base import Part, Step
 
 class Budget(Part):
     """State: ``patience`` (B,) time budget left, ``steps`` (B,) slates seen this
-    session, ``unsatisfied`` (B,) slates in a row without a click.
+    session, ``unsatisfied`` (B,) unsatisfying slates in a row.
 
-    After a slate (c clicks, of utilities s, and b purchases)::
+    After a slate (c clicks, of experiences x, and b purchases)::
 
         patience -= step_cost + no_click_cost [c = 0] + click_cost c
-                    - purchase_refund b - utility_refill sum(max(s, 0))
+                    - purchase_refund b - utility_refill sum(max(x, 0))
 
     The session ends when patience reaches 0, or after ``leave_after_unsatisfying``
-    slates in a row without a click (when > 0). Observation: ``step`` (B, 1), slates
+    unsatisfying slates in a row (when > 0): slates without a click of positive
+    experience (nothing clicked, or only what disappointed). Observation: ``step`` (B, 1), slates
     seen this session.
     """
 
@@ -47,12 +48,13 @@ class Budget(Part):
             patience = patience - config.click_cost * clicks.sum(1)
         patience = patience + config.purchase_refund * purchases.sum(1)
         if config.utility_refill:
-            patience = patience + config.utility_refill * (clicks * step.utility.clamp(min=0)).sum(1)
+            patience = patience + config.utility_refill * (clicks * step.experience.clamp(min=0)).sum(1)
         state["patience"] = patience
         state["steps"] = state["steps"] + 1
         session_end = state["patience"] <= 0
         if config.leave_after_unsatisfying:
-            state["unsatisfied"] = (state["unsatisfied"] + 1) * no_click
+            satisfied = (step.clicks & (step.experience > 0)).any(1)
+            state["unsatisfied"] = torch.where(satisfied, 0.0, state["unsatisfied"] + 1)
             session_end = session_end | (state["unsatisfied"] >= config.leave_after_unsatisfying)
         step.session_end = session_end
 

@@ -80,7 +80,7 @@ class Complements(Part):
                 "complement_weight > 0 needs a World with a category lift (co-occurrence of "
                 "categories in the fitting data, World.category_lift); this World has none "
                 "(synthetic, shipped or cached before the lift existed): add it with "
-                "shopgym.simulator.build.with_category_lift(world, interactions), refit it, "
+                "shopgym.simulator.build.with_data_statistics(world, interactions), refit it, "
                 "or set complement_weight=0"
             )
         category = world.item_category

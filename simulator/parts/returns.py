@@ -16,7 +16,8 @@ class Returns(Part):
     ``slates`` (B,) their count, ``days_until_return`` (B,) of a shopper who is coming
     back (applied when the next session starts).
 
-    A slate's satisfaction is the utility of what was clicked, plus
+    A slate's satisfaction is the experience of what was clicked (its utility, or
+    with ``quality_weight`` partly its quality), plus
     ``satisfaction_purchase_weight`` per purchase, minus
     ``satisfaction_no_click_penalty`` if nothing was; a session's, S, is its mean.
     When a session ends the shopper comes back with probability
@@ -57,7 +58,7 @@ class Returns(Part):
         config = self.config
         clicks = step.clicks.float()
         experience = (
-            (clicks * step.utility).sum(1)
+            (clicks * step.experience).sum(1)
             + config.satisfaction_purchase_weight * step.purchases.sum(1)
             - config.satisfaction_no_click_penalty * (1 - clicks.amax(1))
         )

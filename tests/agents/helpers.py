@@ -34,7 +34,7 @@ def build_agent(
     """A test env (oracle info only for the oracle) and a fitted agent, as the runner does."""
     env = synthetic_env(num_envs, oracle=AGENTS[name].needs_oracle, shoppers="test")
     if name == "planning-oracle" and not kwargs:
-        kwargs = {"num_slates": 3, "rollouts": 2, "horizon": 3}  # the contract, not the planning, is tested
+        kwargs = {"rollouts": 2, "horizon": 3, "tuning_rows": 8}  # the contract, not the planning, is tested
     agent = make_agent(
         name, env.single_observation_space, env.single_action_space, seed=seed, device="cpu", **kwargs
     )

@@ -3,6 +3,7 @@ planning oracle plans from a copy of the state and never touches the real one.""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 
 import numpy as np
@@ -20,10 +21,12 @@ from shopgym.simulator.shoppers import ShopperSimulator
 from .helpers import synthetic_env
 
 
-def _expected_reward(sim: ShopperSimulator, slates: torch.Tensor) -> torch.Tensor:
-    """(B,) expected immediate reward of (B, k) slates, from the click model's marginals."""
+def _expected_reward(sim: ShopperSimulator, slates: torch.Tensor, experience_weight: float = 0.0) -> torch.Tensor:
+    """(B,) expected immediate reward (plus ``experience_weight`` times the expected
+    experience of the click) of (B, k) slates, from the click model's marginals."""
     items = sim.candidates.gather(1, slates)
     utility, value = sim.click_values(items)
+    value = value + experience_weight * sim.experience(items, utility)
     marginals = click_marginals(
         sim.config.choice_model, utility, sim.beta, sim.no_click_utility, sim.position_bias
     )
@@ -33,8 +36,12 @@ def _expected_reward(sim: ShopperSimulator, slates: torch.Tensor) -> torch.Tenso
 @pytest.mark.parametrize("choice_model", ["mnl", "pbm"])
 @pytest.mark.parametrize("reward", ["engagement", "clicks", "revenue"])
 @pytest.mark.parametrize("logits", [(0.0, -0.5, -1.5), (0.0, 0.7, -0.2)])
-def test_myopic_slates_are_the_best_of_all_slates(choice_model, reward, logits):
+@pytest.mark.parametrize("experience_weight", [0.0, 0.7])
+def test_myopic_slates_are_the_best_of_all_slates(choice_model, reward, logits, experience_weight):
+    world = synthetic_world()
+    world = dataclasses.replace(world, item_quality=torch.linspace(-2, 2, world.num_items))
     config = ShopperConfig(
+        quality_weight=0.5,
         slate_size=3,
         num_candidates=6,
         choice_model=choice_model,
@@ -43,13 +50,15 @@ def test_myopic_slates_are_the_best_of_all_slates(choice_model, reward, logits):
         boredom_weight=1.0,
         price_sensitivity_spread=0.5,
     )
-    sim = ShopperSimulator(synthetic_world(), config, num_shoppers=16, device="cpu", seed=3)
+    sim = ShopperSimulator(world, config, num_shoppers=16, device="cpu", seed=3)
     sim.reset()
     for _ in range(3):  # some boredom and history, so the state is not the initial one
         sim.step(torch.arange(3).expand(16, -1))
     every = torch.tensor(list(itertools.permutations(range(6), 3)))  # (120, 3)
-    values = torch.stack([_expected_reward(sim, slate.expand(16, -1)) for slate in every], dim=1)
-    chosen = _expected_reward(sim, myopic_slates(sim))
+    values = torch.stack(
+        [_expected_reward(sim, slate.expand(16, -1), experience_weight) for slate in every], dim=1
+    )
+    chosen = _expected_reward(sim, myopic_slates(sim, experience_weight), experience_weight)
     torch.testing.assert_close(chosen, values.max(1).values, rtol=1e-5, atol=1e-6)
 
 
@@ -83,9 +92,9 @@ def test_planning_oracle_leaves_the_real_simulator_untouched():
         env.single_observation_space,
         env.single_action_space,
         device="cpu",
-        num_slates=3,
         rollouts=2,
         horizon=3,
+        tuning_rows=8,
     )
     agent.attach(env)
     observation, info = env.reset(seed=0)
@@ -101,10 +110,10 @@ def test_planning_oracle_leaves_the_real_simulator_untouched():
     assert env.action_space.contains(slate)
 
 
-def test_planning_oracle_with_one_candidate_is_the_myopic_oracle():
+def test_planning_oracle_with_only_the_myopic_policy_is_the_myopic_oracle():
     env = synthetic_env(num_envs=4, shoppers="test")
     planner = PlanningOracleAgent(
-        env.single_observation_space, env.single_action_space, device="cpu", num_slates=1
+        env.single_observation_space, env.single_action_space, device="cpu", experience_weights=(), rollouts=2
     )
     planner.attach(env)
     observation, info = env.reset(seed=2)
@@ -116,5 +125,34 @@ def test_planning_oracle_with_one_candidate_is_the_myopic_oracle():
 
 def test_planning_oracle_rejects_bad_settings():
     env = synthetic_env(num_envs=2)
-    with pytest.raises(ConfigError, match="num_slates"):
+    with pytest.raises(ConfigError, match="horizon"):
         PlanningOracleAgent(env.single_observation_space, env.single_action_space, device="cpu", horizon=0)
+
+
+def test_planning_oracle_follows_the_policy_of_the_best_simulated_return():
+    # Disappointing clicks (quality -2 for half the items) end sessions: valuing the
+    # experience pays, and the planner's simulations must find that.
+    world = synthetic_world()
+    quality = torch.where(torch.arange(world.num_items) % 2 == 0, 1.0, -2.0)
+    world = dataclasses.replace(world, item_quality=quality)
+    options = {"world": world, "quality_weight": 1.0, "leave_after_unsatisfying": 2, "no_click_utility": -1.0}
+    env = synthetic_env(num_envs=8, shoppers="test", **options)
+    simulator = env.unwrapped.simulator
+    planner = PlanningOracleAgent(
+        env.single_observation_space, env.single_action_space, device="cpu", tuning_rows=64
+    )
+    before = simulator.snapshot()
+    planner.attach(env)
+    # Tuning runs on its own simulator of train shoppers; the env's is untouched.
+    for part, state in before["parts"].items():
+        for key, value in state.items():
+            assert torch.equal(value, simulator.snapshot()["parts"][part][key]), (part, key)
+    returns = planner.tuning_returns
+    assert set(returns) == {0.0, 0.25, 0.5, 1.0}
+    assert planner.base_weight == max(returns, key=returns.get) > 0
+    assert returns[planner.base_weight] > returns[0.0]
+    observation, info = env.reset(seed=1)
+    np.testing.assert_array_equal(
+        planner.act(observation, info), myopic_slates(simulator, planner.base_weight).numpy()
+    )
+    assert planner.describe()["base_experience_weight"] == planner.base_weight

@@ -164,9 +164,9 @@ def test_the_shipped_world_holds_the_lift_of_the_embedded_data():
     shipped = World.load(build.shipped_world_path())
     assert shipped.category_lift is not None
     assert shipped.category_lift.shape == (shipped.num_categories,) * 2
-    # The lift is what with_category_lift computes from the data the World was fitted on.
-    stripped = dataclasses.replace(shipped, category_lift=None)
-    recomputed = build.with_category_lift(stripped, load_ratings())
+    # The lift is what with_data_statistics computes from the data the World was fitted on.
+    stripped = dataclasses.replace(shipped, category_lift=None, item_quality=None)
+    recomputed = build.with_data_statistics(stripped, load_ratings())
     assert recomputed.hash == shipped.hash
     names = shipped.category_names
     a = complement_matrix(shipped.category_lift)
@@ -174,7 +174,7 @@ def test_the_shipped_world_holds_the_lift_of_the_embedded_data():
     sim = simulator(shipped, ShopperConfig(complement_weight=1.0), batch=4)
     sim.step(torch.arange(5).expand(4, -1).clone())
     with pytest.raises(DataError, match="not the data"):
-        build.with_category_lift(stripped, dataclasses.replace(load_ratings(), sha256="other"))
+        build.with_data_statistics(stripped, dataclasses.replace(load_ratings(), sha256="other"))
 
 
 def rollout(world, config, seed, steps=20, batch=16):

@@ -208,6 +208,73 @@ def test_leave_after_unsatisfying(world, leave):
             assert not outcome.done.any()
 
 
+# ---------------------------------------------------- quality and experience
+def with_quality(world, value=None, seed=0):
+    """``world`` with item quality: ``value`` for every item, or standard normal draws."""
+    import dataclasses
+
+    quality = (
+        torch.randn(world.num_items, generator=torch.Generator().manual_seed(seed))
+        if value is None
+        else torch.full((world.num_items,), float(value))
+    )
+    return dataclasses.replace(world, item_quality=quality)
+
+
+@pytest.mark.parametrize("weight", [0.0, 0.6, 1.0])
+def test_experience_mixes_utility_and_quality_and_refills_patience(world, weight):
+    world = with_quality(world)
+    config = ShopperConfig(
+        quality_weight=weight, utility_refill=0.8, click_cost=0.5, patience=50.0, no_click_utility=CLICKY
+    )
+    batch = 32
+    sim = make(world, config, batch)
+    rng = np.random.default_rng(11)
+    for _ in range(4):
+        before = sim.patience.clone()
+        slates = random_slates(rng, batch, config.slate_size, config.num_candidates)
+        items = sim.candidates.gather(1, slates)
+        utility = sim.utilities(items)
+        experience = (1 - weight) * utility + weight * world.item_quality[items]
+        torch.testing.assert_close(sim.experience(items, utility), experience)
+        outcome = sim.step(slates)
+        clicks, purchases = outcome.clicks.float(), outcome.purchases.float()
+        expected = (
+            before
+            - 1.0
+            - 1.0 * (1 - clicks.amax(1))
+            - 0.5 * clicks.sum(1)
+            + 1.0 * purchases.sum(1)
+            + 0.8 * (clicks * experience.clamp(min=0)).sum(1)
+        )
+        live = ~outcome.done
+        torch.testing.assert_close(sim.patience[live], expected[live])
+    if weight == 0.0:  # off: the experience is the utility itself
+        assert torch.equal(sim.experience(items, utility), utility)
+
+
+def test_quality_needs_a_world_with_item_quality(world):
+    from shopgym.simulator.errors import ConfigError
+
+    assert world.item_quality is None
+    with pytest.raises(ConfigError, match="item quality"):
+        make(world, ShopperConfig(quality_weight=0.5))
+
+
+@pytest.mark.parametrize("quality", [-1.0, 1.0])
+def test_a_disappointing_click_is_an_unsatisfying_slate(world, quality):
+    config = ShopperConfig(
+        quality_weight=1.0, no_click_utility=CLICKY, patience=100.0, leave_after_unsatisfying=2
+    )
+    sim = make(with_quality(world, quality), config, 16)
+    rng = np.random.default_rng(12)
+    for step in range(1, 5):
+        outcome = sim.step(random_slates(rng, 16, config.slate_size, config.num_candidates))
+        assert outcome.clicks.any(1).all()
+        # Clicked, but only what disappointed (quality -1): the shopper still leaves.
+        assert bool(outcome.terminated.all()) == (quality < 0 and step % 2 == 0)
+
+
 # --------------------------------------------------------------- purchases
 def test_money_budget_is_never_overspent(world):
     money = 2.0

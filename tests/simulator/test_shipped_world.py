@@ -8,9 +8,11 @@ import json
 import shutil
 import subprocess
 import tomllib
+import dataclasses
 from dataclasses import asdict
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import shopgym.simulator.build as build
@@ -29,7 +31,7 @@ from shopgym.simulator.world import FORMAT_VERSION, World
 
 # The shipped World's hash. A change here is a change of shopgym/Shopper-v0: rebuild
 # with the command in data/worlds/README.md, and update the README and docs/benchmarks.md.
-SHIPPED_HASH = "0ae7b53f9a93c0df"
+SHIPPED_HASH = "a6670f12db65b7c9"
 REPOSITORY = Path(__file__).resolve().parents[2]
 
 
@@ -126,3 +128,31 @@ def test_the_shipped_files_are_small_packaged_and_tracked():
     names = [str(path) for path in folder.iterdir()]
     ignored = subprocess.run(["git", "check-ignore", *names], cwd=REPOSITORY, capture_output=True, text=True)
     assert ignored.returncode == 1 and not ignored.stdout, f"git ignores {ignored.stdout}"
+
+
+def test_item_quality_is_the_shrunk_mean_rating_standardised():
+    from shopgym.simulator.build import QUALITY_PRIOR_RATINGS, item_quality
+    from shopgym.simulator.splits import Split
+
+    split = Split(
+        user_ids=np.arange(3),
+        item_ids=np.arange(4),
+        train=np.array([[0, 0], [0, 1], [1, 1], [2, 2], [1, 3], [2, 3]]),
+        valid=np.zeros((0, 2), dtype=np.int64),
+        test=np.zeros((0, 2), dtype=np.int64),
+        train_values=np.array([5.0, 1.0, 2.0, 4.0, 3.0, 3.5]),
+    )
+    catalogue = np.array([1, 2, 3])
+    mean, m = split.train_values.mean(), QUALITY_PRIOR_RATINGS
+    shrunk = np.array([(1 + 2 + m * mean) / (2 + m), (4 + m * mean) / (1 + m), (6.5 + m * mean) / (2 + m)])
+    expected = (shrunk - shrunk.mean()) / shrunk.std()
+    np.testing.assert_allclose(item_quality(split, catalogue).numpy(), expected, rtol=1e-5)
+    implicit = dataclasses.replace(split, train_values=np.ones(6))
+    assert item_quality(implicit, catalogue) is None
+
+
+def test_the_shipped_world_holds_the_quality_of_the_embedded_ratings():
+    shipped = World.load(shipped_world_path())
+    quality = shipped.item_quality
+    assert quality is not None and quality.shape == (shipped.num_items,)
+    assert abs(float(quality.mean())) < 1e-5 and abs(float(quality.std()) - 1) < 1e-3
