@@ -15,10 +15,10 @@ random slates click at the World's target rates; ``calibrated()`` recomputes the
 | item_features | learned | BPR-MF item vectors fitted on the same data (not the World's NeuMF) |
 | drift_rate, drift_weight | 0.3, 1.5 | each click pulls interest 30% toward the item's vector |
 | boredom_weight, boredom_decay | 1.5, 0.9 | repeated categories lose utility; 10% fades per slate |
-| quality_weight | 1.0 | a click's experience is the item's quality (standardised mean rating), not its appeal |
+| quality_weight | 1.0 | a click's experience is the item's quality (mean rating), not its appeal |
 | patience | 6.0 | a session's time budget |
 | click_cost, utility_refill | 1.5, 3.0 | clicks spend time, items of good quality give it back |
-| leave_after_unsatisfying | 4 | four slates in a row without a click worth it (none, or only disappointing ones) and the shopper leaves |
+| leave_after_unsatisfying | 4 | four slates in a row without a satisfying click and the shopper leaves |
 | money | 5.0 | a session's money, in median prices; purchases spend it |
 | price_sensitivity_spread | 0.5 | log-normal spread of price sensitivity over shoppers |
 

@@ -190,7 +190,8 @@ class World:
         self._check_optional_tensor("item_quality", "contains NaN or infinite values", torch.isfinite)
         quality = self.item_quality
         if quality is not None and tuple(quality.shape) != (self.num_items,):
-            raise DataError(f"World: item_quality has shape {tuple(quality.shape)}, expected ({self.num_items},)")
+            found = tuple(quality.shape)
+            raise DataError(f"World: item_quality has shape {found}, expected ({self.num_items},)")
 
     def _check_learned_item_features(self) -> None:
         self._check_optional_tensor(

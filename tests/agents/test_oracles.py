@@ -21,7 +21,9 @@ from shopgym.simulator.shoppers import ShopperSimulator
 from .helpers import synthetic_env
 
 
-def _expected_reward(sim: ShopperSimulator, slates: torch.Tensor, experience_weight: float = 0.0) -> torch.Tensor:
+def _expected_reward(
+    sim: ShopperSimulator, slates: torch.Tensor, experience_weight: float = 0.0
+) -> torch.Tensor:
     """(B,) expected immediate reward (plus ``experience_weight`` times the expected
     experience of the click) of (B, k) slates, from the click model's marginals."""
     items = sim.candidates.gather(1, slates)

@@ -3,12 +3,12 @@ loads it (never fits it) for the default configs, on any device."""
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import json
 import shutil
 import subprocess
 import tomllib
-import dataclasses
 from dataclasses import asdict
 from pathlib import Path
 
