@@ -9,6 +9,7 @@ import torch
 from gymnasium import spaces
 
 from shopgym.agents.base import Agent, Observation, Transition, top_k
+from shopgym.envs.core import require_same_step_autoreset
 from shopgym.envs.spaces import SlateSpace, random_slates
 from shopgym.simulator.errors import ConfigError
 
@@ -65,9 +66,14 @@ class EpsilonGreedyAgent(Agent):
         exploring = random_slates(len(candidates), self.num_candidates, self.slate_size, self.rng)
         return np.where(explore[:, None], exploring, greedy)
 
+    def attach(self, env: Any) -> None:
+        # It learns from every step's slate: an ended session's last one must be in
+        # the same step's info (same-step autoreset), not in a reset-only step.
+        require_same_step_autoreset(env, self.name)
+
     def observe(self, transition: Transition) -> None:
         shown = np.take_along_axis(transition.observation["candidate_ids"], transition.action, axis=1)
-        credited = transition.reward[:, None] * transition.info["clicks"]
+        credited = transition.reward[:, None] * transition.clicks
         np.add.at(self.reward_sum, shown, credited)
         np.add.at(self.impressions, shown, 1.0)
 

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
+from shopgym.envs.core import slate_info
 from shopgym.envs.spaces import SlateSpace
 from shopgym.simulator.device import resolve_device
 from shopgym.simulator.errors import ConfigError
@@ -28,7 +29,9 @@ class Transition:
     """One step of B shoppers (arrays lead with B).
 
     ``next_observation`` shows the next shopper where a session ended (same-step
-    autoreset); ``info`` holds ``clicks`` and ``purchases`` (B, k) of the slate shown.
+    autoreset); ``info`` is the vector env's step info, in Gymnasium's layout (the
+    last step of an ended session under ``info["final_info"]``). :attr:`clicks` and
+    :attr:`purchases` read the slate's outcome for every shopper from it.
     """
 
     observation: Observation
@@ -38,6 +41,16 @@ class Transition:
     terminated: np.ndarray
     truncated: np.ndarray
     info: dict[str, Any]
+
+    @property
+    def clicks(self) -> np.ndarray:
+        """(B, k) bool: the positions of the slate shown that were clicked."""
+        return slate_info(self.info, "clicks")
+
+    @property
+    def purchases(self) -> np.ndarray:
+        """(B, k) bool: the positions of the slate shown that were bought."""
+        return slate_info(self.info, "purchases")
 
 
 class Agent(ABC):

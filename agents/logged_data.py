@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from shopgym.agents.base import Agent
+from shopgym.envs.core import require_same_step_autoreset, slate_info
 
 
 @dataclass(frozen=True)
@@ -35,8 +36,11 @@ class SlateLog:
 
 
 def collect_log(env, policy: Agent, num_slates: int, seed: int) -> SlateLog:
-    """Run ``policy`` on ``env`` (a Gymnasium vector env) until ``num_slates`` slates
-    (at least) have been shown; returns every slate shown."""
+    """Run ``policy`` on ``env`` (a Gymnasium vector env with same-step autoreset:
+    ours, or Gymnasium's sync/async ones) until ``num_slates`` slates (at least) have
+    been shown; returns every slate shown. The last slate of an ended session is read
+    from ``info["final_info"]``; another autoreset mode is a :class:`ConfigError`."""
+    require_same_step_autoreset(env, "collect_log")
     observation, info = env.reset(seed=seed)
     parts: dict[str, list[np.ndarray]] = {field: [] for field in SlateLog.__dataclass_fields__}
     shown = 0
@@ -45,8 +49,8 @@ def collect_log(env, policy: Agent, num_slates: int, seed: int) -> SlateLog:
         next_observation, reward, _, _, info = env.step(action)
         parts["history_ids"].append(observation["history_ids"])
         parts["shown_ids"].append(np.take_along_axis(observation["candidate_ids"], action, axis=1))
-        parts["clicks"].append(info["clicks"])
-        parts["purchases"].append(info["purchases"])
+        parts["clicks"].append(slate_info(info, "clicks"))
+        parts["purchases"].append(slate_info(info, "purchases"))
         parts["reward"].append(reward)
         observation = next_observation
         shown += len(action)

@@ -1,5 +1,7 @@
 """What the single, vector and SB3 environments share: building the batched
-simulator from keyword arguments, and turning its tensors into NumPy."""
+simulator from keyword arguments, turning its tensors into NumPy, and laying out
+vector infos the way Gymnasium does (and reading them back, whichever Gymnasium
+vector env produced them)."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from gymnasium.vector import AutoresetMode
 
 from shopgym.simulator.build import resolve_world
 from shopgym.simulator.config import ShopperConfig
@@ -70,3 +73,100 @@ def final_observations(
     """The observation each episode that ended in ``outcome`` ended in, by shopper index."""
     final = to_numpy(simulator.observe(outcome.final_state))
     return {int(index): row(final, index) for index in np.flatnonzero(done)}
+
+
+def vector_info(step: dict[str, np.ndarray], done: np.ndarray, reset_keys: set[str]) -> dict[str, Any]:
+    """A step's batched info in the layout of Gymnasium's same-step autoreset.
+
+    Gymnasium's ``SyncVectorEnv`` puts, for a sub-environment whose episode ended,
+    its last step's info under ``final_info`` and the info of the reset that follows
+    at the top level; every key ``x`` comes with a (B,) bool mask ``_x`` of the
+    sub-environments that hold it, and a key no sub-environment holds is absent.
+
+    Args:
+        step: the (B, ...) info of the step, for every sub-environment (as
+            :func:`step_info` gives it).
+        done: (B,) bool, the episodes that ended in this step.
+        reset_keys: the keys of ``step`` that a reset also reports (and whose values
+            for ended rows already describe the next episode, as ``utilities`` do).
+
+    Returns:
+        The top-level ``step`` keys with their masks (rows of ended episodes zeroed
+        and unmasked, except for ``reset_keys``) and, when an episode ended,
+        ``final_info`` (each key zeroed outside ``done``, with its ``_key`` mask) and
+        ``_final_info``.
+    """
+    live = ~done
+    every = np.ones_like(done)
+    info: dict[str, Any] = {}
+    for key, value in step.items():
+        if key in reset_keys:
+            info[key], info[f"_{key}"] = value, every
+        elif live.any():
+            info[key], info[f"_{key}"] = _where_rows(live, value), live
+    if done.any():
+        final: dict[str, np.ndarray] = {}
+        for key, value in step.items():
+            final[key], final[f"_{key}"] = _where_rows(done, value), done
+        info["final_info"], info["_final_info"] = final, done
+    return info
+
+
+def vector_reset_info(step: dict[str, np.ndarray]) -> dict[str, Any]:
+    """The batched info of a reset in Gymnasium's vector layout: each key with an
+    all-True ``_key`` mask."""
+    info: dict[str, Any] = {}
+    for key, value in step.items():
+        info[key], info[f"_{key}"] = value, np.ones(len(value), dtype=np.bool_)
+    return info
+
+
+def _where_rows(rows: np.ndarray, value: np.ndarray) -> np.ndarray:
+    """``value`` (B, ...) with the rows outside the (B,) mask ``rows`` zeroed."""
+    return np.where(rows.reshape(-1, *[1] * (value.ndim - 1)), value, np.zeros((), value.dtype))
+
+
+def slate_info(info: dict[str, Any], key: str) -> np.ndarray:
+    """``info[key]`` (B, ...) of the slate every sub-environment was just shown, from a
+    Gymnasium vector env's step info with same-step autoreset: the top level for
+    running episodes, ``info["final_info"]`` for those that ended in this step.
+
+    Works on the layout of Gymnasium's own ``SyncVectorEnv`` and ``AsyncVectorEnv``
+    (where the top level of an ended sub-environment holds its reset's info) as on
+    a layout that repeats the last step at the top level.
+
+    Raises:
+        KeyError: some sub-environment reported no ``key`` for this step.
+    """
+    final = info.get("final_info", {})
+    if key not in final:
+        if key not in info:
+            raise KeyError(f"the step's info has no {key!r} (keys: {sorted(info)})")
+        return _covered(info[key], info.get(f"_{key}"), key)
+    ended = final[f"_{key}"]
+    if key not in info:
+        return _covered(final[key], ended, key)
+    present = info.get(f"_{key}", np.ones_like(ended))
+    value = np.where(ended.reshape(-1, *[1] * (final[key].ndim - 1)), final[key], info[key])
+    return _covered(value, present | ended, key)
+
+
+def _covered(value: np.ndarray, mask: np.ndarray | None, key: str) -> np.ndarray:
+    if mask is not None and not mask.all():
+        missing = np.flatnonzero(~mask).tolist()
+        raise KeyError(f"sub-environments {missing} reported no {key!r} for this step")
+    return value
+
+
+def require_same_step_autoreset(env: Any, user: str) -> None:
+    """Raise :class:`ConfigError` unless the vector env ``env`` resets ended
+    sub-environments in the same step (``metadata["autoreset_mode"]`` is
+    ``AutoresetMode.SAME_STEP``), as ``user`` (what needs it, for the message) assumes."""
+    mode = getattr(env, "metadata", {}).get("autoreset_mode")
+    if mode not in (AutoresetMode.SAME_STEP, AutoresetMode.SAME_STEP.value):
+        raise ConfigError(
+            f"{user} needs a vector env with same-step autoreset (AutoresetMode.SAME_STEP), "
+            f"but {env} has metadata['autoreset_mode'] = {mode!r}; build Gymnasium's vector envs with "
+            "autoreset_mode=gymnasium.vector.AutoresetMode.SAME_STEP, e.g. gymnasium.make_vec(id, n, "
+            "vectorization_mode='sync', vector_kwargs={'autoreset_mode': AutoresetMode.SAME_STEP})"
+        )

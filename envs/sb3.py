@@ -7,29 +7,55 @@ rather than B single environments in a Python loop.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import gymnasium as gym
 import numpy as np
 import torch
 from stable_baselines3.common.vec_env import VecEnv
+from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices
 
 from shopgym.envs.core import final_observations, make_simulator, row, step_info, to_numpy
-from shopgym.envs.spaces import SlateSpace, observation_space
+from shopgym.envs.spaces import SlateSpace, feature_space, observation_space
 from shopgym.simulator.config import ShopperConfig
+from shopgym.simulator.errors import ConfigError
 from shopgym.simulator.world import World
+
+ObservationMode = Literal["full", "features"]
+OBSERVATION_MODES: tuple[str, ...] = ("full", "features")
 
 
 class ShopperSB3VecEnv(VecEnv):
-    """``num_envs`` shoppers as an SB3 ``VecEnv``. Arguments as :class:`ShopperEnv`.
+    """``num_envs`` shoppers as an SB3 ``VecEnv``. Arguments as :class:`ShopperEnv`, and:
 
-    Seeding follows SB3: ``seed(s)`` takes effect at the next ``reset()``; the batch
-    shares one generator, seeded with ``s`` (SB3 would give sub-env i the seed
-    ``s + i``; here the first seed drives the whole batch).
-    Infos per shopper: ``clicks``, ``purchases`` (k,), ``TimeLimit.truncated`` and,
-    at the end of a session, ``terminal_observation``.
+    Args:
+        observation: ``"full"`` (the default): the observation of :class:`ShopperEnv`;
+            ``"features"``: without the ID keys (``candidate_ids``, ``history_ids``),
+            which SB3's ``MultiInputPolicy`` would one-hot encode (``(N + H) * M``
+            inputs: about 100 k on the MovieLens World). The feature boxes stay
+            (``candidate_features`` (N, F), ``history_features`` (H, F), ``step``, and
+            with lifetimes ``session``, ``days_away``).
+
+    ``step`` returns observations (B, ...) per key, rewards (B,) float32, dones (B,)
+    and one info dict per shopper: ``clicks``, ``purchases`` (k,) of the slate shown,
+    ``TimeLimit.truncated`` (the time limit ended the session, and the shopper did
+    not leave), with ``oracle_info`` ``utilities`` (N,), and at the end of a session
+    ``terminal_observation`` (the observation it ended in; the returned observation
+    already shows the next session, whose reset info goes to ``reset_infos[i]``).
+
+    Seeding follows SB3: ``seed(s)`` returns ``[s, s + 1, ...]`` and takes effect at
+    the next ``reset()``, once. The shoppers share one simulator and one generator,
+    seeded with ``s``: the whole batch is reproduced by ``s`` alone.
+
+    The shoppers share their attributes (spaces, settings, the simulator):
+    ``get_attr`` gives, per index asked, the adapter's value (``"index"``: the
+    sub-environment's own index); ``set_attr`` sets it for all of them at once
+    (indices that are not every sub-environment are a ``ConfigError``).
+    ``env_method`` calls a method of each sub-environment asked, once per index:
+    those of :class:`ShopperSlot`. The batch's methods (``reset``, ``step``,
+    ``seed``, ``close``, ...) act on the one simulator of every shopper and cannot be
+    called for one sub-environment: that is a ``ConfigError``.
     """
 
     def __init__(
@@ -40,38 +66,61 @@ class ShopperSB3VecEnv(VecEnv):
         device: str | torch.device = "auto",
         oracle_info: bool = False,
         config: ShopperConfig | None = None,
+        observation: ObservationMode = "full",
         **options: Any,
     ):
+        if observation not in OBSERVATION_MODES:
+            raise ConfigError(f"observation must be one of {OBSERVATION_MODES}, got {observation!r}")
         self.simulator = make_simulator(num_envs, world, shoppers, device, config, options)
         self.oracle_info = oracle_info
+        self.observation_mode = observation
         self.render_mode = None
+        self.slots = [ShopperSlot(self, index) for index in range(num_envs)]
         config = self.simulator.config
+        space = observation_space(self.simulator)
         super().__init__(
             num_envs,
-            observation_space(self.simulator),
+            space if observation == "full" else feature_space(space),
             SlateSpace(config.num_candidates, config.slate_size),
         )
         self._actions: np.ndarray | None = None
 
     def reset(self) -> dict[str, np.ndarray]:
+        """Start new sessions for every shopper (seeded by the last ``seed()``, if any)
+        -> (B, ...) observations; ``reset_infos`` holds each shopper's reset info."""
         self.simulator.reset(self._seeds[0])
         self._reset_seeds()
         self._reset_options()
-        self.reset_infos = self._infos(step_info(self.simulator, None, self.oracle_info))
-        return to_numpy(self.simulator.observe())
+        self.reset_infos = self._infos(self._reset_step_info())
+        return self._observe()
 
     def step_async(self, actions: np.ndarray) -> None:
         self._actions = np.asarray(actions)
 
-    def step_wait(self):
+    def step_wait(self) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, list[dict]]:
         outcome = self.simulator.step(torch.as_tensor(self._actions))
         infos = self._infos(step_info(self.simulator, outcome, self.oracle_info))
         done = outcome.done.cpu().numpy()
-        truncated = outcome.truncated.cpu().numpy()
-        for index, observation in final_observations(self.simulator, outcome, done).items():
-            infos[index]["terminal_observation"] = observation
-            infos[index]["TimeLimit.truncated"] = bool(truncated[index])
-        return to_numpy(self.simulator.observe()), outcome.reward.cpu().numpy(), done, infos
+        time_limit = (outcome.truncated & ~outcome.terminated).cpu().numpy()
+        for index, info in enumerate(infos):
+            info["TimeLimit.truncated"] = bool(time_limit[index])
+        if done.any():
+            reset_infos = self._infos(self._reset_step_info())
+            for index, observation in final_observations(self.simulator, outcome, done).items():
+                infos[index]["terminal_observation"] = self._keep(observation)
+                self.reset_infos[index] = reset_infos[index]
+        return self._observe(), outcome.reward.cpu().numpy(), done, infos
+
+    def _observe(self) -> dict[str, np.ndarray]:
+        return self._keep(to_numpy(self.simulator.observe()))
+
+    def _keep(self, observation: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The entries of ``observation`` that the observation space has."""
+        return {key: observation[key] for key in self.observation_space.spaces}
+
+    def _reset_step_info(self) -> dict[str, np.ndarray]:
+        """The batched info a reset reports (the utilities of the current candidates)."""
+        return step_info(self.simulator, None, self.oracle_info)
 
     def _infos(self, batched: dict[str, np.ndarray]) -> list[dict]:
         return [row(batched, index) for index in range(self.num_envs)]
@@ -79,21 +128,65 @@ class ShopperSB3VecEnv(VecEnv):
     def close(self) -> None:
         pass
 
-    # The shoppers share one simulator, so attributes and methods are the adapter's own.
-    def get_attr(self, attr_name: str, indices: Any = None) -> list[Any]:
-        return [getattr(self, attr_name) for _ in self._indices(indices)]
+    def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:
+        return [slot.get_wrapper_attr(attr_name) for slot in self._slots(indices)]
 
-    def set_attr(self, attr_name: str, value: Any, indices: Any = None) -> None:
+    def set_attr(self, attr_name: str, value: Any, indices: VecEnvIndices = None) -> None:
+        asked = sorted(set(self._get_indices(indices)))
+        if asked != list(range(self.num_envs)):
+            raise ConfigError(
+                f"set_attr({attr_name!r}) for sub-environments {asked}: the {self.num_envs} shoppers "
+                "share one simulator and its attributes; set it for every index (indices=None)"
+            )
         setattr(self, attr_name, value)
 
-    def env_method(self, method_name: str, *method_args, indices: Any = None, **method_kwargs) -> list[Any]:
-        method = getattr(self, method_name)
-        return [method(*method_args, **method_kwargs) for _ in self._indices(indices)]
+    def env_method(
+        self, method_name: str, *method_args: Any, indices: VecEnvIndices = None, **method_kwargs: Any
+    ) -> list[Any]:
+        if not callable(getattr(ShopperSlot, method_name, None)):
+            per_shopper = sorted(name for name in vars(ShopperSlot) if not name.startswith("_"))
+            if callable(getattr(self, method_name, None)):
+                raise ConfigError(
+                    f"env_method({method_name!r}): {method_name} acts on the one simulator of all "
+                    f"{self.num_envs} shoppers and cannot be called per sub-environment; call "
+                    f"{type(self).__name__}.{method_name} itself. Methods of one sub-environment: "
+                    f"{per_shopper}"
+                )
+            raise AttributeError(f"sub-environments have no method {method_name!r}; they have {per_shopper}")
+        return [getattr(slot, method_name)(*method_args, **method_kwargs) for slot in self._slots(indices)]
 
-    def env_is_wrapped(self, wrapper_class: type[gym.Wrapper], indices: Any = None) -> list[bool]:
-        return [False for _ in self._indices(indices)]
+    def env_is_wrapped(self, wrapper_class: type[gym.Wrapper], indices: VecEnvIndices = None) -> list[bool]:
+        return [False for _ in self._slots(indices)]
 
-    def _indices(self, indices: Any) -> Sequence[int]:
-        if indices is None:
-            return range(self.num_envs)
-        return [indices] if isinstance(indices, int) else list(indices)
+    def _slots(self, indices: VecEnvIndices) -> list[ShopperSlot]:
+        return [self.slots[index] for index in self._get_indices(indices)]
+
+
+class ShopperSlot:
+    """Sub-environment ``index`` of a :class:`ShopperSB3VecEnv`, as ``get_attr`` and
+    ``env_method`` see it: its attributes are the adapter's (the shoppers share the
+    simulator, its spaces and settings) and its own ``index``.
+
+    Its methods are those that mean something for one shopper of a batch that steps
+    and seeds together; ``env_method`` calls them once per index asked.
+    """
+
+    def __init__(self, vec_env: ShopperSB3VecEnv, index: int):
+        self.vec_env = vec_env
+        self.index = index
+
+    def get_wrapper_attr(self, name: str) -> Any:
+        """The slot's own attribute ``name`` (``index``, ``vec_env``), else the adapter's."""
+        if name in vars(self):
+            return vars(self)[name]
+        return getattr(self.vec_env, name)
+
+    def has_wrapper_attr(self, name: str) -> bool:
+        return name in vars(self) or hasattr(self.vec_env, name)
+
+    def render(self) -> None:
+        """Nothing to render (``render_mode`` is ``None``)."""
+        return None
+
+    def __repr__(self) -> str:
+        return f"ShopperSlot(index={self.index}, num_envs={self.vec_env.num_envs})"

@@ -80,14 +80,17 @@ class ShopperEnv(gym.Env):
     ## Episode End
 
     ``terminated``: the shopper left for good (patience ran out, or
-    ``leave_after_unsatisfying`` slates in a row had no click; with lifetimes, a
+    ``leave_after_unsatisfying`` slates in a row had no click worth it: none, or
+    only disappointing ones; with lifetimes, a
     session ended and the shopper did not come back). ``truncated``: ``max_steps``
     slates were shown, or the lifetime's ``lifetime_days`` ran out.
 
     ## Arguments
 
     ``gymnasium.make("shopgym/Shopper-v1", world=None, shoppers="train",
-    device="auto", oracle_info=False, config=None, **options)``: ``world`` is
+    device="cpu", oracle_info=False, config=None, **options)``: ``device`` is
+    ``"cpu"`` by default (one shopper per step is faster there than on a GPU;
+    ``"auto"`` and ``"cuda"`` are accepted); ``world`` is
     ``None`` (the default World shipped with shopgym), ``"synthetic"``, a saved World
     folder or a :class:`World`; ``options`` are fields of
     :class:`shopgym.simulator.config.ShopperConfig` (e.g. ``slate_size=3``) and
@@ -99,8 +102,9 @@ class ShopperEnv(gym.Env):
 
     - v1 (``Shopper-v1``, ``ShopperLongTerm-v0``, ``ShopperColdStart-v0``): shoppers
       whose state responds to what they are shown (drift, boredom, budgets, money,
-      returns, cold start), learned item features, choice constants calibrated
-      through the simulator.
+      returns, cold start), a click's experience set by the item's quality (so
+      click-maximising costs sessions), learned item features, choice constants
+      calibrated through the simulator.
     - v0 (``Shopper-v0``): the static shopper. Since shopgym 0.2 its World is the
       shipped one (the same on every machine), and every mechanism draws from its
       own random stream, so a seed gives other (equally distributed) rollouts than
@@ -113,7 +117,7 @@ class ShopperEnv(gym.Env):
         self,
         world: World | str | Path | None = None,
         shoppers: str = "train",
-        device: str | torch.device = "auto",
+        device: str | torch.device = "cpu",
         oracle_info: bool = False,
         config: ShopperConfig | None = None,
         render_mode: None = None,
@@ -135,15 +139,28 @@ class ShopperEnv(gym.Env):
         return self._observation(), self._info(None)
 
     def step(self, action: np.ndarray):
-        slate = torch.as_tensor(np.asarray(action))[None]
-        outcome = self.simulator.step(slate)
-        terminated, truncated = bool(outcome.terminated[0]), bool(outcome.truncated[0])
+        """A (k,) slate -> observation, reward, terminated, truncated, info."""
+        action = np.asarray(action)
+        slate = torch.as_tensor(action)[None]
+        # A valid NumPy slate is checked here, in Python (a few µs for k items), rather
+        # than by the simulator's tensor check; anything else gets the simulator's check,
+        # and its error message.
+        outcome = self.simulator.step(slate, check=not self._valid(action))
+        terminated, truncated = outcome.terminated.item(), outcome.truncated.item()
         # When the episode ended, the simulator has already started the next one: the
         # step shows the state it ended in, and the following reset() the new one.
         self._session_started = terminated or truncated
         state = outcome.final_state if self._session_started else None
         observation = row(to_numpy(self.simulator.observe(state)), 0)
-        return observation, float(outcome.reward[0]), terminated, truncated, self._info(outcome)
+        return observation, outcome.reward.item(), terminated, truncated, self._info(outcome)
+
+    def _valid(self, action: np.ndarray) -> bool:
+        """``action`` is a (k,) integer array of distinct indices in ``[0, N)``."""
+        space = self.action_space
+        if action.shape != (space.slate_size,) or action.dtype.kind not in "iu":
+            return False
+        items = action.tolist()
+        return min(items) >= 0 and max(items) < space.num_candidates and len(set(items)) == len(items)
 
     def _observation(self) -> dict[str, np.ndarray]:
         return row(to_numpy(self.simulator.observe()), 0)

@@ -10,7 +10,14 @@ import torch
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from shopgym.envs.core import final_observations, make_simulator, step_info, to_numpy
+from shopgym.envs.core import (
+    final_observations,
+    make_simulator,
+    step_info,
+    to_numpy,
+    vector_info,
+    vector_reset_info,
+)
 from shopgym.envs.spaces import SlateSpace, observation_space
 from shopgym.simulator.config import ShopperConfig
 from shopgym.simulator.errors import ConfigError
@@ -23,13 +30,19 @@ class ShopperVectorEnv(VectorEnv):
     whose documentation applies; with ``num_envs=1`` and the same seed the two give
     identical numbers.
 
-    Autoreset is ``SAME_STEP``: a sub-environment whose session ends in a step
-    already shows the next shopper in the returned observation; the final
-    observation is in ``info["final_obs"]`` (an object array, ``None`` for the
-    others) with the mask ``info["_final_obs"]``, and ``info["final_info"]`` holds
-    the ended sessions' last ``clicks`` and ``purchases``. The top-level
-    ``info["clicks"]`` and ``info["purchases"]`` (B, k) always describe the slate just
-    shown, in every sub-environment.
+    Autoreset is ``SAME_STEP``, with the info layout of Gymnasium's own vector envs
+    (``SyncVectorEnv(..., autoreset_mode=AutoresetMode.SAME_STEP)`` over
+    :class:`ShopperEnv` gives the same keys): a sub-environment whose session ends in a
+    step already shows the next shopper in the returned observation; its final
+    observation is in ``info["final_obs"]`` (an object array, ``None`` for the others,
+    mask ``info["_final_obs"]``) and its last step's info (``clicks``, ``purchases``
+    (B, k), with ``oracle_info`` ``utilities``; each with its ``_key`` mask) in
+    ``info["final_info"]`` (mask ``info["_final_info"]``). The top level holds what a
+    reset reports for those sub-environments: ``info["clicks"]`` and
+    ``info["purchases"]`` (B, k) describe the slate just shown only where
+    ``info["_clicks"]`` is True (they are zero for ended sessions, and absent when
+    every session ended). :func:`shopgym.envs.core.slate_info` reads the slate's
+    outcome for every sub-environment from either place.
 
     ``reset(seed=s)`` seeds the one generator of the batch (a list of seeds is not
     supported: the shoppers share one random stream).
@@ -63,20 +76,19 @@ class ShopperVectorEnv(VectorEnv):
             raise ConfigError("ShopperVectorEnv.reset takes one integer seed for the whole batch")
         super().reset(seed=seed)
         self.simulator.reset(seed)
-        return to_numpy(self.simulator.observe()), step_info(self.simulator, None, self.oracle_info)
+        info = vector_reset_info(step_info(self.simulator, None, self.oracle_info))
+        return to_numpy(self.simulator.observe()), info
 
     def step(self, actions: np.ndarray):
+        """(B, k) slates -> observations, (B,) rewards, terminated, truncated, info."""
         outcome = self.simulator.step(torch.as_tensor(np.asarray(actions)))
         done = outcome.done.cpu().numpy()
-        info = step_info(self.simulator, outcome, self.oracle_info)
+        info = vector_info(step_info(self.simulator, outcome, self.oracle_info), done, self._reset_keys)
         if done.any():
             final_obs = np.full(self.num_envs, None, dtype=object)
             for index, observation in final_observations(self.simulator, outcome, done).items():
                 final_obs[index] = observation
-            last_step = {key: info[key] for key in ("clicks", "purchases")}
             info["final_obs"], info["_final_obs"] = final_obs, done
-            info["final_info"] = {**last_step, **{f"_{key}": done for key in last_step}}
-            info["_final_info"] = done
         return (
             to_numpy(self.simulator.observe()),
             outcome.reward.cpu().numpy(),
@@ -84,3 +96,8 @@ class ShopperVectorEnv(VectorEnv):
             outcome.truncated.cpu().numpy(),
             info,
         )
+
+    @property
+    def _reset_keys(self) -> set[str]:
+        """The info keys a reset reports too (see :func:`vector_info`)."""
+        return {"utilities"} if self.oracle_info else set()

@@ -89,6 +89,16 @@ def observation_space(simulator: ShopperSimulator) -> spaces.Dict:
     return spaces.Dict(entries)
 
 
+def feature_space(space: spaces.Dict) -> spaces.Dict:
+    """``space`` without its ID entries (``candidate_ids``, ``history_ids``: every
+    ``MultiDiscrete``), keeping the float ``Box`` entries (features, step, ...).
+
+    Policies that one-hot encode ``MultiDiscrete`` inputs (Stable-Baselines3's
+    ``MultiInputPolicy``) would otherwise get ``(N + H) * M`` inputs from the IDs alone.
+    """
+    return spaces.Dict({key: entry for key, entry in space.items() if isinstance(entry, spaces.Box)})
+
+
 def _array(bound: Any) -> np.ndarray:
     """A float32 array from a number or a tensor on any device."""
     if isinstance(bound, torch.Tensor):

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 
 from shopgym.agents.base import Agent, Transition
+from shopgym.envs.core import require_same_step_autoreset, slate_info
 
 RECORD_COLUMNS = ("episode", "round", "env_index", "return", "clicks", "purchases", "length")
 
@@ -13,6 +14,12 @@ RECORD_COLUMNS = ("episode", "round", "env_index", "return", "clicks", "purchase
 def evaluate(agent: Agent, env, episodes: int, seed: int) -> pd.DataFrame:
     """Run ``agent`` on ``env`` (a Gymnasium vector env with same-step autoreset)
     until every sub-environment has finished its share of ``episodes``.
+
+    ``env`` may be :class:`shopgym.envs.ShopperVectorEnv` or Gymnasium's own
+    ``SyncVectorEnv`` / ``AsyncVectorEnv`` of single shopper envs built with
+    ``autoreset_mode=AutoresetMode.SAME_STEP``: the last slate of an ended session is
+    read from ``info["final_info"]`` (:func:`shopgym.envs.core.slate_info`). Another
+    autoreset mode is a :class:`ConfigError`.
 
     Each of the B sub-environments records its first ``episodes / B`` episodes (the
     first ``episodes % B`` one more), so that short sessions are not over-represented
@@ -24,6 +31,7 @@ def evaluate(agent: Agent, env, episodes: int, seed: int) -> pd.DataFrame:
         One row per episode, ordered by (``round``, ``env_index``): ``episode`` (that
         order), ``round``, ``env_index``, ``return``, ``clicks``, ``purchases``, ``length``.
     """
+    require_same_step_autoreset(env, "evaluate")
     num_envs = env.num_envs
     quota = np.full(num_envs, episodes // num_envs)
     quota[: episodes % num_envs] += 1
@@ -40,8 +48,8 @@ def evaluate(agent: Agent, env, episodes: int, seed: int) -> pd.DataFrame:
                 Transition(observation, action, reward, next_observation, terminated, truncated, info)
             )
         totals["return"] += reward
-        totals["clicks"] += info["clicks"].sum(1)
-        totals["purchases"] += info["purchases"].sum(1)
+        totals["clicks"] += slate_info(info, "clicks").sum(1)
+        totals["purchases"] += slate_info(info, "purchases").sum(1)
         totals["length"] += 1
         for index in np.flatnonzero(terminated | truncated):
             if finished[index] < quota[index]:

@@ -15,6 +15,7 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import shopgym.envs
 from shopgym.envs import ShopperEnv, ShopperSB3VecEnv, ShopperVectorEnv, SlateSpace
+from shopgym.envs.core import slate_info
 from tests.envs._helpers import ALL_IDS, SYNTHETIC, obs_keys
 
 # SB3's checker advises against observations that are neither images nor 1-D vectors.
@@ -120,7 +121,8 @@ def test_make_vec_gives_native_vector_env(env_id):
         assert reward.dtype == np.float32
         assert terminated.dtype == truncated.dtype == np.bool_
         k = single.action_space.shape[0]
-        assert info["clicks"].shape == info["purchases"].shape == (num_envs, k)
+        clicks, purchases = slate_info(info, "clicks"), slate_info(info, "purchases")
+        assert clicks.shape == purchases.shape == (num_envs, k)
         if "final_obs" in info:
             for index in np.flatnonzero(info["_final_obs"]):
                 final = info["final_obs"][index]

@@ -131,8 +131,10 @@ def test_same_numbers_as_the_gymnasium_vector_env():
         assert_same(rewards, v_rewards, where)
         assert_same(dones, terminated | truncated, where)
         for i in range(B):
+            # An ended session's last step is in Gymnasium's final_info.
+            last_step = v_info["final_info"] if dones[i] else v_info
             for key in ("clicks", "purchases", "utilities"):
-                assert_same(infos[i][key], v_info[key][i], f"{where} {key}[{i}]")
+                assert_same(infos[i][key], last_step[key][i], f"{where} {key}[{i}]")
             if dones[i]:
                 ends += 1
                 assert_same(infos[i]["terminal_observation"], v_info["final_obs"][i], where)
@@ -185,11 +187,18 @@ def test_get_attr_env_method_env_is_wrapped():
     assert env.get_attr("oracle_info") == [False] * B
     assert env.get_attr("num_envs", indices=[0, 2]) == [B, B]
     assert env.get_attr("num_envs", indices=1) == [B]
+    assert env.get_attr("index", indices=[3, 1]) == [3, 1]
     assert len(env.get_attr("render_mode")) == B
     env.set_attr("oracle_info", True)
     assert env.get_attr("oracle_info") == [True] * B
-    assert env.env_method("close") == [None] * B
-    assert env.env_method("close", indices=[1, 3]) == [None, None]
+    with pytest.raises(ConfigError, match="share one simulator"):
+        env.set_attr("oracle_info", False, indices=[0])
+    assert env.env_method("render") == [None] * B
+    assert env.env_method("get_wrapper_attr", "index", indices=[1, 3]) == [1, 3]
+    with pytest.raises(ConfigError, match="cannot be called per sub-environment"):
+        env.env_method("close")
+    with pytest.raises(AttributeError, match="bogus"):
+        env.env_method("bogus")
     assert env.env_is_wrapped(gym.Wrapper) == [False] * B
     assert env.env_is_wrapped(gym.Wrapper, indices=[0]) == [False]
 

@@ -22,6 +22,7 @@ class RecordingEnv:
     def __init__(self, env):
         self.env = env
         self.num_envs = env.num_envs
+        self.metadata = env.metadata
         self.steps: list[dict[str, np.ndarray]] = []
 
     def reset(self, **kwargs):
@@ -30,12 +31,19 @@ class RecordingEnv:
     def step(self, action):
         result = self.env.step(action)
         _, reward, terminated, truncated, info = result
+        done = terminated | truncated
+        # Gymnasium's layout: an ended session's last step is under final_info (and the
+        # top level lacks the key when every session ended).
+        last_step = {}
+        for key in ("clicks", "purchases"):
+            value = info[key] if key in info else info["final_info"][key]
+            last_step[key] = np.where(done[:, None], info["final_info"][key], value) if done.any() else value
         self.steps.append(
             {
                 "reward": reward.copy(),
-                "done": terminated | truncated,
-                "clicks": info["clicks"].sum(1),
-                "purchases": info["purchases"].sum(1),
+                "done": done,
+                "clicks": last_step["clicks"].sum(1),
+                "purchases": last_step["purchases"].sum(1),
             }
         )
         return result
@@ -146,7 +154,7 @@ class CountingAgent(Agent):
         observation, action = self.last
         assert transition.observation is observation
         assert transition.action is action
-        assert transition.info["clicks"].shape == action.shape
+        assert transition.clicks.shape == transition.purchases.shape == action.shape
         self.observed.append(transition)
 
 
