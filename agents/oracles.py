@@ -64,16 +64,17 @@ def myopic_slates(
         weight = torch.exp(log_weight - shift)
         no_click = torch.exp(simulator.beta * simulator.no_click_utility - shift)  # (B, 1)
         v = bias.exp()
-        lam = torch.zeros_like(no_click)
+        lam = None  # Dinkelbach needs a start at or below the maximum: a slate's value
         for _ in range(iterations):
-            best = torch.topk(weight * (value - lam), k, dim=1).indices  # (B, k) best first
+            start = torch.zeros_like(no_click) if lam is None else lam
+            best = torch.topk(weight * (value - start), k, dim=1).indices  # (B, k) best first
             w, r = weight.gather(1, best), value.gather(1, best)
             lam_next = (v[positions] * w * r).sum(1, keepdim=True) / (
                 no_click + (v[positions] * w).sum(1, keepdim=True)
             )
-            if bool((lam_next <= lam + 1e-7).all()):
+            if lam is not None and bool((lam_next <= lam + 1e-7).all()):
                 break
-            lam = torch.maximum(lam, lam_next)
+            lam = lam_next if lam is None else torch.maximum(lam, lam_next)
         return _place(best, positions)
     score = attraction(utility, simulator.beta, simulator.no_click_utility) * value
     if model == "pbm":
@@ -208,10 +209,15 @@ class PlanningOracleAgent(MyopicOracleAgent):
     ):
         super().__init__(observation_space, action_space, seed=seed, device=device)
         weights = tuple(float(w) for w in experience_weights)
-        if min(horizon, tuning_rows) < 1 or rollouts < 0 or not all(w >= 0 for w in weights):
+        if (
+            min(horizon, tuning_rows) < 1
+            or rollouts < 0
+            or not margin >= 0
+            or not all(0 <= w < float("inf") for w in weights)
+        ):
             raise ConfigError(
-                "planning-oracle: horizon and tuning_rows must be >= 1, rollouts >= 0 and "
-                f"experience_weights >= 0; got {weights}"
+                "planning-oracle: horizon and tuning_rows must be >= 1, rollouts and margin >= 0, "
+                f"experience_weights finite and >= 0; got {weights}"
             )
         self.experience_weights = (0.0, *sorted(set(weights) - {0.0}))  # the myopic policy first
         self.rollouts, self.horizon, self.margin = rollouts, horizon, margin
@@ -233,11 +239,12 @@ class PlanningOracleAgent(MyopicOracleAgent):
             self.tuning_seed,
         )
         if len(self.experience_weights) == 1:
-            _TUNED[key] = {0.0: float("nan")}  # nothing to choose from
+            _TUNED[key] = {}  # nothing to choose from
         elif key not in _TUNED:
             _TUNED[key] = self._simulate_policies(simulator)
         self.tuning_returns = dict(_TUNED[key])
-        self.base_weight = max(self.tuning_returns, key=self.tuning_returns.__getitem__)  # NaN: the only one
+        self.base_weight = max(self.tuning_returns, key=self.tuning_returns.__getitem__, default=0.0)
+        self._decisions = 0  # the same seed plans the same rollouts in every evaluation
         if self.rollouts:
             rows = simulator.num_shoppers * self.rollouts
             self._planner = ShopperSimulator(
@@ -246,17 +253,14 @@ class PlanningOracleAgent(MyopicOracleAgent):
 
     def _simulate_policies(self, simulator: ShopperSimulator) -> dict[float, float]:
         """Mean episode return of each policy of the family on train shoppers."""
+        # A salt, so that the tuning's streams are not those of an evaluation seed.
+        seed = self.tuning_seed * 1_000_003 + 77_777
         tuner = ShopperSimulator(
-            simulator.world,
-            simulator.config,
-            self.tuning_rows,
-            "train",
-            simulator.device,
-            seed=self.tuning_seed,
+            simulator.world, simulator.config, self.tuning_rows, "train", simulator.device, seed=seed
         )
         returns = {}
         for weight in self.experience_weights:
-            tuner.reset(seed=self.tuning_seed)
+            tuner.reset(seed=seed)
             total = torch.zeros(self.tuning_rows, device=simulator.device)
             finished = torch.zeros(self.tuning_rows, dtype=torch.bool, device=simulator.device)
             while not bool(finished.all()):

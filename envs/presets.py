@@ -59,10 +59,9 @@ COLD_START_V0: dict = {
 }
 
 # Choice constants calibrated through the simulator with each preset's dynamics on
-# (calibrate_in_simulator), on the shipped default World: Shopper-v1 with 4,096 rows
-# x 40 random slates (World 6b49f19e0d920592, the same NeuMF and features),
-# LongTerm-v0 and ColdStart-v0 with 1,024 rows x 40 (World 0ae7b53f9a93c0df), each
-# after a burn-in of max_steps slates. `python -m shopgym.envs.presets` recomputes them.
+# (calibrate_in_simulator with its defaults), on the shipped default World
+# a6670f12db65b7c9, each after a burn-in of max_steps slates, on 2026-12-01 (with the
+# item quality and the retuned budget). `python -m shopgym.envs.presets` recomputes them.
 CALIBRATED: dict[str, dict] = {
     "v1": {
         "no_click_utility": 2.179214119721242,
@@ -85,13 +84,13 @@ CALIBRATED: dict[str, dict] = {
         ),
     },
     "cold_start": {
-        "no_click_utility": 2.1494435360043926,
+        "no_click_utility": 2.158963448668101,
         "position_logits": (
             0.0,
-            -0.22314723499099198,
-            -0.46976058491303707,
-            -0.7002430228908474,
-            -0.923660417566694,
+            -0.22555729972364924,
+            -0.44479353584472703,
+            -0.6741060180713565,
+            -0.911084123135427,
         ),
     },
 }
@@ -118,7 +117,7 @@ PRESETS: dict[str, dict] = {
 DESCRIPTIONS: dict[str, str] = {
     "shopgym/Shopper-v0": "the static shopper on the embedded MovieLens World (utilities never change)",
     "shopgym/SyntheticShopper-v0": "a small synthetic World with a known truth (200 shoppers, 40 items)",
-    "shopgym/Shopper-v1": "drift, boredom, budgets, money and purchases on; learned item features",
+    "shopgym/Shopper-v1": "drift, boredom, budgets, money, purchases, item quality on; learned features",
     "shopgym/ShopperLongTerm-v0": "Shopper-v1 over 30-day lifetimes; satisfied shoppers come back",
     "shopgym/ShopperColdStart-v0": "Shopper-v1 with new shoppers (no history) and new items",
     "shopgym/InterestEvolution-v0": "RecSim's interest-evolution environment, term by term",

@@ -104,7 +104,11 @@ class ShopperEnv(gym.Env):
       whose state responds to what they are shown (drift, boredom, budgets, money,
       returns, cold start), a click's experience set by the item's quality (so
       click-maximising costs sessions), learned item features, choice constants
-      calibrated through the simulator.
+      calibrated through the simulator. shopgym 0.3 changed these presets (they
+      were in development): the item quality and a click's experience, a shorter
+      time budget that disappointing clicks drain (patience 6, click cost 1.5,
+      refill 3), leaving after 4 unsatisfying slates; results from 0.2 are not
+      comparable.
     - v0 (``Shopper-v0``): the static shopper. Since shopgym 0.2 its World is the
       shipped one (the same on every machine), and every mechanism draws from its
       own random stream, so a seed gives other (equally distributed) rollouts than

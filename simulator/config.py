@@ -33,11 +33,11 @@ class ShopperConfig:
     with x the experience of a clicked item (its utility, or with ``quality_weight``
     partly its quality).
 
-    A session ends when patience reaches 0, after ``leave_after_unsatisfying`` slates
-    in a row without a click, or (``lifetime_days`` > 0) never by time: then the
-    shopper may come back on a later day. The episode ends (``terminated``) when the
-    shopper leaves for good, or is cut (``truncated``) after ``max_steps`` slates or
-    past ``lifetime_days``.
+    A session ends when patience reaches 0, after ``leave_after_unsatisfying``
+    unsatisfying slates in a row (no click of positive experience), or
+    (``lifetime_days`` > 0) never by time: then the shopper may come back on a later
+    day. The episode ends (``terminated``) when the shopper leaves for good, or is
+    cut (``truncated``) after ``max_steps`` slates or past ``lifetime_days``.
     """
 
     # ------------------------------------------------------------------ slates
@@ -86,7 +86,9 @@ class ShopperConfig:
     """Patience given back per unit of positive experience of a clicked item (good
     items refill the time budget, as in RecSim)."""
     leave_after_unsatisfying: int = 0
-    """Leave after this many slates in a row without a click (0: never)."""
+    """Leave after this many unsatisfying slates in a row (0: never): slates without a
+    click of positive experience (nothing clicked, or only what disappointed; with
+    ``quality_weight`` = 0 the experience is the utility)."""
     money: float = 0.0
     """Money budget of a session in units of the median price; a purchase needs
     the price and spends it (0: unlimited)."""

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from shopgym.agents import MyopicOracleAgent, PlanningOracleAgent
+from shopgym.agents import MyopicOracleAgent, PlanningOracleAgent, oracles
 from shopgym.agents.oracles import myopic_slates
 from shopgym.simulator.build import synthetic_world
 from shopgym.simulator.choice import click_marginals
@@ -38,10 +38,11 @@ def _expected_reward(
 @pytest.mark.parametrize("choice_model", ["mnl", "pbm"])
 @pytest.mark.parametrize("reward", ["engagement", "clicks", "revenue"])
 @pytest.mark.parametrize("logits", [(0.0, -0.5, -1.5), (0.0, 0.7, -0.2)])
-@pytest.mark.parametrize("experience_weight", [0.0, 0.7])
-def test_myopic_slates_are_the_best_of_all_slates(choice_model, reward, logits, experience_weight):
+@pytest.mark.parametrize("experience_weight, quality", [(0.0, (-2, 2)), (0.7, (-2, 2)), (1.0, (-6, -1))])
+def test_myopic_slates_are_the_best_of_all_slates(choice_model, reward, logits, experience_weight, quality):
+    # Quality far below 0 makes the weighted click values, and the best slate's, negative.
     world = synthetic_world()
-    world = dataclasses.replace(world, item_quality=torch.linspace(-2, 2, world.num_items))
+    world = dataclasses.replace(world, item_quality=torch.linspace(*quality, world.num_items))
     config = ShopperConfig(
         quality_weight=0.5,
         slate_size=3,
@@ -143,17 +144,21 @@ def test_planning_oracle_follows_the_policy_of_the_best_simulated_return():
     planner = PlanningOracleAgent(
         env.single_observation_space, env.single_action_space, device="cpu", tuning_rows=64
     )
+    observation, info = env.reset(seed=1)
     before = simulator.snapshot()
+    oracles._TUNED.clear()  # tune here, not in an earlier test
     planner.attach(env)
+    assert oracles._TUNED
     # Tuning runs on its own simulator of train shoppers; the env's is untouched.
+    after = simulator.snapshot()
     for part, state in before["parts"].items():
         for key, value in state.items():
-            assert torch.equal(value, simulator.snapshot()["parts"][part][key]), (part, key)
+            assert torch.equal(value, after["parts"][part][key]), (part, key)
+        assert torch.equal(before["generators"][part], after["generators"][part]), part
     returns = planner.tuning_returns
     assert set(returns) == {0.0, 0.25, 0.5, 1.0}
     assert planner.base_weight == max(returns, key=returns.get) > 0
     assert returns[planner.base_weight] > returns[0.0]
-    observation, info = env.reset(seed=1)
     np.testing.assert_array_equal(
         planner.act(observation, info), myopic_slates(simulator, planner.base_weight).numpy()
     )

@@ -272,7 +272,67 @@ def test_a_disappointing_click_is_an_unsatisfying_slate(world, quality):
         outcome = sim.step(random_slates(rng, 16, config.slate_size, config.num_candidates))
         assert outcome.clicks.any(1).all()
         # Clicked, but only what disappointed (quality -1): the shopper still leaves.
-        assert bool(outcome.terminated.all()) == (quality < 0 and step % 2 == 0)
+        if quality < 0:
+            assert bool(outcome.terminated.all()) == (step % 2 == 0)
+        else:
+            assert not outcome.done.any()
+
+
+def test_without_quality_a_click_of_negative_utility_is_unsatisfying(world):
+    config = ShopperConfig(no_click_utility=CLICKY, patience=100.0, leave_after_unsatisfying=2)
+    batch = 64
+    sim = make(world, config, batch)
+    rng = np.random.default_rng(13)
+    unsatisfied = torch.zeros(batch)
+    seen = {"clicked but left": False, "stayed": False}
+    for _ in range(6):
+        slates = random_slates(rng, batch, config.slate_size, config.num_candidates)
+        utility = sim.utilities(sim.candidates.gather(1, slates))
+        outcome = sim.step(slates)
+        satisfied = (outcome.clicks & (utility > 0)).any(1)
+        unsatisfied = torch.where(satisfied, 0.0, unsatisfied + 1)
+        leaves = unsatisfied >= 2
+        assert torch.equal(outcome.terminated, leaves)
+        seen["clicked but left"] |= bool((leaves & outcome.clicks.any(1)).any())
+        seen["stayed"] |= bool((~leaves).any())
+        unsatisfied = torch.where(outcome.done, 0.0, unsatisfied)
+    assert all(seen.values())
+
+
+def test_session_satisfaction_is_the_experience_of_what_was_clicked(world):
+    world = with_quality(world)
+    config = ShopperConfig(
+        quality_weight=0.8,
+        lifetime_days=10,
+        satisfaction_purchase_weight=0.7,
+        satisfaction_no_click_penalty=1.3,
+        patience=50.0,
+        purchase_bias=1.0,
+    )
+    batch = 64
+    sim = make(world, config, batch)
+    rng = np.random.default_rng(14)
+    total = torch.zeros(batch)
+    for _ in range(3):
+        slates = random_slates(rng, batch, config.slate_size, config.num_candidates)
+        items = sim.candidates.gather(1, slates)
+        experience = 0.2 * sim.utilities(items) + 0.8 * world.item_quality[items]
+        outcome = sim.step(slates)
+        clicks = outcome.clicks.float()
+        total = total + (
+            (clicks * experience).sum(1) + 0.7 * outcome.purchases.sum(1) - 1.3 * (1 - clicks.amax(1))
+        )
+        assert not outcome.done.any()
+    torch.testing.assert_close(sim.returns.state["satisfaction"], total)
+    assert torch.all(sim.returns.state["slates"] == 3)
+
+
+@pytest.mark.parametrize("weight", [-0.1, 1.5])
+def test_quality_weight_must_be_a_share(weight):
+    from shopgym.simulator.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="quality_weight"):
+        ShopperConfig(quality_weight=weight)
 
 
 # --------------------------------------------------------------- purchases
