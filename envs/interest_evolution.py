@@ -11,7 +11,7 @@ from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from shopgym.envs.core import row, to_numpy, with_options
+from shopgym.envs.core import row, to_numpy, vector_info, with_options
 from shopgym.envs.spaces import SlateSpace
 from shopgym.simulator.errors import ConfigError
 from shopgym.simulator.interest_evolution import (
@@ -22,7 +22,6 @@ from shopgym.simulator.interest_evolution import (
 from shopgym.simulator.outcome import StepOutcome
 
 QUALITY_BOUND = 100.0
-INFO_KEYS = ("clicks", "purchases", "watch_time", "time_budget")
 
 
 def make_simulator(
@@ -222,8 +221,10 @@ class InterestEvolutionVectorEnv(VectorEnv):
     shows the next user in the returned observation; the final observation is in
     ``info["final_obs"]`` (an object array, ``None`` for the others) with the mask
     ``info["_final_obs"]``, and ``info["final_info"]`` holds the ended sessions' last
-    ``clicks``, ``purchases``, ``watch_time`` and ``time_budget``. The top-level info
-    entries (B, ...) always describe the slate just shown, in every sub-environment.
+    ``clicks``, ``purchases``, ``watch_time`` and ``time_budget``; the top-level
+    entries (B, ...), with their ``_key`` masks, hold the running sessions' (the
+    layout of Gymnasium's ``SyncVectorEnv``; ``shopgym.envs.core.slate_info`` reads
+    the slate just shown from both).
 
     ``reset(seed=s)`` seeds the batch's random streams (a list of seeds is not supported:
     the users share the streams).
@@ -258,18 +259,13 @@ class InterestEvolutionVectorEnv(VectorEnv):
     def step(self, actions: np.ndarray):
         outcome = self.simulator.step(torch.as_tensor(np.asarray(actions)))
         done = outcome.done.cpu().numpy()
-        info = step_info(outcome)
+        info = vector_info(step_info(outcome), done, reset_keys=set())
         if done.any():
             final = to_numpy(self.simulator.observe(outcome.final_state))
             final_obs = np.full(self.num_envs, None, dtype=object)
             for index in np.flatnonzero(done):
                 final_obs[index] = row(final, int(index))
             info["final_obs"], info["_final_obs"] = final_obs, done
-            info["final_info"] = {
-                **{key: info[key] for key in INFO_KEYS},
-                **{f"_{key}": done for key in INFO_KEYS},
-            }
-            info["_final_info"] = done
         return (
             to_numpy(self.simulator.observe()),
             outcome.reward.cpu().numpy(),

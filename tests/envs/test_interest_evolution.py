@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import shopgym.envs  # noqa: F401  (registers the other IDs first)
+from shopgym.envs.core import slate_info
 from shopgym.envs.interest_evolution import InterestEvolutionEnv, InterestEvolutionVectorEnv
 from shopgym.envs.spaces import SlateSpace
 from shopgym.simulator.errors import ConfigError, SlateError
@@ -120,7 +121,13 @@ def play_vector(seed: int, actions: np.ndarray, **options) -> list:
         done = bool(terminated[0] or truncated[0])
         shown = info["final_obs"][0] if done else {key: value[0] for key, value in observation.items()}
         record.append(
-            (shown, reward[0], bool(terminated[0]), bool(truncated[0]), float(info["watch_time"][0]))
+            (
+                shown,
+                reward[0],
+                bool(terminated[0]),
+                bool(truncated[0]),
+                float(slate_info(info, "watch_time")[0]),
+            )
         )
         if done:
             record.append({key: value[0] for key, value in observation.items()})

@@ -385,3 +385,35 @@ def test_single_env_still_rejects_invalid_slates_with_the_simulators_messages():
     assert observation["step"].tolist() == [1.0]
     observation, *_ = env.step(np.array([3, 0, 2], dtype=np.int32))
     assert observation["step"].tolist() in ([2.0], [1.0])  # [1.0]: the first session had ended
+
+
+def test_interest_evolution_vector_env_lays_out_infos_as_gymnasiums_sync_vector_env():
+    """One user: the same keys and masks at the top level and under final_info, and
+    the same values, as SyncVectorEnv over the single interest-evolution env."""
+    env_id = "shopgym/InterestEvolution-v0"
+    ours = gym.make_vec(env_id, num_envs=1, device="cpu", time_budget=3.0)
+    theirs = SyncVectorEnv(
+        [lambda: gym.make(env_id, device="cpu", time_budget=3.0)], autoreset_mode=AutoresetMode.SAME_STEP
+    )
+    ours.reset(seed=5), theirs.reset(seed=5)
+    ours.action_space.seed(0)
+    ends = 0
+    for step in range(60):
+        action = ours.action_space.sample()
+        mine, gymnasiums = ours.step(action)[4], theirs.step(action)[4]
+        mine = {key: value for key, value in mine.items() if key not in ("final_obs", "_final_obs")}
+        gymnasiums = {
+            key: value for key, value in gymnasiums.items() if key not in ("final_obs", "_final_obs")
+        }
+        assert set(mine) == set(gymnasiums), f"step {step}"
+        for key in gymnasiums:
+            if key == "final_info":
+                assert set(mine[key]) == set(gymnasiums[key])
+                for inner in gymnasiums[key]:
+                    np.testing.assert_allclose(mine[key][inner], gymnasiums[key][inner], rtol=1e-6)
+            else:
+                np.testing.assert_allclose(
+                    mine[key], gymnasiums[key], rtol=1e-6, err_msg=f"step {step} {key}"
+                )
+        ends += int("final_info" in gymnasiums)
+    assert ends >= 5
