@@ -96,19 +96,21 @@ def vector_info(step: dict[str, np.ndarray], done: np.ndarray, reset_keys: set[s
         ``final_info`` (each key zeroed outside ``done``, with its ``_key`` mask) and
         ``_final_info``.
     """
+    # One mask array per key, as Gymnasium gives: a caller that edits one in place
+    # must not change the others (or the simulator's tensor the flags came from).
+    done = np.array(done, dtype=np.bool_)
     live = ~done
-    every = np.ones_like(done)
     info: dict[str, Any] = {}
     for key, value in step.items():
         if key in reset_keys:
-            info[key], info[f"_{key}"] = value, every
+            info[key], info[f"_{key}"] = value, np.ones_like(done)
         elif live.any():
-            info[key], info[f"_{key}"] = _where_rows(live, value), live
+            info[key], info[f"_{key}"] = _where_rows(live, value), live.copy()
     if done.any():
         final: dict[str, np.ndarray] = {}
         for key, value in step.items():
-            final[key], final[f"_{key}"] = _where_rows(done, value), done
-        info["final_info"], info["_final_info"] = final, done
+            final[key], final[f"_{key}"] = _where_rows(done, value), done.copy()
+        info["final_info"], info["_final_info"] = final, done.copy()
     return info
 
 
@@ -143,7 +145,9 @@ def slate_info(info: dict[str, Any], key: str) -> np.ndarray:
         if key not in info:
             raise KeyError(f"the step's info has no {key!r} (keys: {sorted(info)})")
         return _covered(info[key], info.get(f"_{key}"), key)
-    ended = final[f"_{key}"]
+    ended = final.get(f"_{key}", info.get("_final_info"))
+    if ended is None:
+        raise KeyError(f"the step's final_info has {key!r} but neither '_{key}' nor '_final_info' masks")
     if key not in info:
         return _covered(final[key], ended, key)
     present = info.get(f"_{key}", np.ones_like(ended))

@@ -265,7 +265,7 @@ class InterestEvolutionVectorEnv(VectorEnv):
             final_obs = np.full(self.num_envs, None, dtype=object)
             for index in np.flatnonzero(done):
                 final_obs[index] = row(final, int(index))
-            info["final_obs"], info["_final_obs"] = final_obs, done
+            info["final_obs"], info["_final_obs"] = final_obs, done.copy()
         return (
             to_numpy(self.simulator.observe()),
             outcome.reward.cpu().numpy(),

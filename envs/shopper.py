@@ -68,7 +68,9 @@ class ShopperEnv(gym.Env):
     ``"revenue"`` (price paid, in median prices). ``info["clicks"]`` and
     ``info["purchases"]`` are (k,) bool masks over the slate positions. With
     ``oracle_info=True``, ``info["utilities"]`` holds the true utilities (N,) of the
-    next candidates: for upper bounds only.
+    next candidates for the shopper who sees them: after a session ends, the next
+    shopper's (the vector env's ``final_info["utilities"]`` too), not those of the
+    shopper in the final observation. For upper bounds only.
 
     ## Starting State
 

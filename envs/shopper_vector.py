@@ -88,7 +88,7 @@ class ShopperVectorEnv(VectorEnv):
             final_obs = np.full(self.num_envs, None, dtype=object)
             for index, observation in final_observations(self.simulator, outcome, done).items():
                 final_obs[index] = observation
-            info["final_obs"], info["_final_obs"] = final_obs, done
+            info["final_obs"], info["_final_obs"] = final_obs, done.copy()
         return (
             to_numpy(self.simulator.observe()),
             outcome.reward.cpu().numpy(),
