@@ -141,6 +141,19 @@ def test_boredom_off_leaves_the_world_utility(world):
 
 
 # ------------------------------------------------------------------ budget
+def expected_patience(config, before, outcome, worth):
+    """The documented patience update, with (B, k) ``worth`` the clicked items' experience."""
+    clicks, purchases = outcome.clicks.float(), outcome.purchases.float()
+    return (
+        before
+        - config.step_cost
+        - config.no_click_cost * (1 - clicks.amax(1))
+        - config.click_cost * clicks.sum(1)
+        + config.purchase_refund * purchases.sum(1)
+        + config.utility_refill * (clicks * worth.clamp(min=0)).sum(1)
+    )
+
+
 @pytest.mark.parametrize("model", ["mnl", "pbm"])
 def test_patience_equation(world, model):
     config = ShopperConfig(
@@ -163,15 +176,7 @@ def test_patience_equation(world, model):
         items = sim.candidates.gather(1, slates)
         utility = sim.utilities(items)
         outcome = sim.step(slates)
-        clicks, purchases = outcome.clicks.float(), outcome.purchases.float()
-        expected = (
-            before
-            - 1.0
-            - 1.5 * (1 - clicks.amax(1))
-            - 0.5 * clicks.sum(1)
-            + 0.7 * purchases.sum(1)
-            + 0.3 * (clicks * utility.clamp(min=0)).sum(1)
-        )
+        expected = expected_patience(config, before, outcome, utility)
         ended = expected <= 0
         assert torch.equal(outcome.terminated, ended)
         live = ~outcome.done
@@ -238,15 +243,7 @@ def test_experience_mixes_utility_and_quality_and_refills_patience(world, weight
         experience = (1 - weight) * utility + weight * world.item_quality[items]
         torch.testing.assert_close(sim.experience(items, utility), experience)
         outcome = sim.step(slates)
-        clicks, purchases = outcome.clicks.float(), outcome.purchases.float()
-        expected = (
-            before
-            - 1.0
-            - 1.0 * (1 - clicks.amax(1))
-            - 0.5 * clicks.sum(1)
-            + 1.0 * purchases.sum(1)
-            + 0.8 * (clicks * experience.clamp(min=0)).sum(1)
-        )
+        expected = expected_patience(config, before, outcome, experience)
         live = ~outcome.done
         torch.testing.assert_close(sim.patience[live], expected[live])
     if weight == 0.0:  # off: the experience is the utility itself
