@@ -67,12 +67,23 @@ def step_info(simulator: ShopperSimulator, outcome: StepOutcome | None, oracle_i
     return info
 
 
-def final_observations(
-    simulator: ShopperSimulator, outcome: StepOutcome, done: np.ndarray
-) -> dict[int, dict]:
-    """The observation each episode that ended in ``outcome`` ended in, by shopper index."""
-    final = to_numpy(simulator.observe(outcome.final_state))
-    return {int(index): row(final, index) for index in np.flatnonzero(done)}
+def numpy_step(step: Any, info_keys: tuple[str, ...], reset_keys: set[str]) -> tuple:
+    """A :class:`shopgym.envs.torch_env.TorchStep` as Gymnasium's vector ``step`` returns
+    it: NumPy ``(observation, reward, terminated, truncated, info)``, the info (``clicks``,
+    ``purchases`` and the ``info_keys`` of ``step.info``) laid out by :func:`vector_info`,
+    and for ended sessions their final observation in ``info["final_obs"]`` (an object
+    array, ``None`` elsewhere, mask ``info["_final_obs"]``)."""
+    done = step.done.cpu().numpy()
+    arrays = {"clicks": step.clicks, "purchases": step.purchases} | {key: step.info[key] for key in info_keys}
+    info = vector_info(to_numpy(arrays), done, reset_keys)
+    if done.any():
+        final = to_numpy(step.final_observation)
+        final_obs = np.full(len(done), None, dtype=object)
+        for index in np.flatnonzero(done):
+            final_obs[index] = row(final, int(index))
+        info["final_obs"], info["_final_obs"] = final_obs, done.copy()
+    reward, terminated, truncated = (t.cpu().numpy() for t in (step.reward, step.terminated, step.truncated))
+    return to_numpy(step.observation), reward, terminated, truncated, info
 
 
 def vector_info(step: dict[str, np.ndarray], done: np.ndarray, reset_keys: set[str]) -> dict[str, Any]:

@@ -11,8 +11,9 @@ from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from shopgym.envs.core import row, to_numpy, vector_info, with_options
+from shopgym.envs.core import numpy_step, row, to_numpy, with_options
 from shopgym.envs.spaces import SlateSpace
+from shopgym.envs.torch_env import TorchVectorEnv
 from shopgym.simulator.errors import ConfigError
 from shopgym.simulator.interest_evolution import (
     MAX_VIDEO_LENGTH,
@@ -22,6 +23,8 @@ from shopgym.simulator.interest_evolution import (
 from shopgym.simulator.outcome import StepOutcome
 
 QUALITY_BOUND = 100.0
+# What the step's info reports beyond the slate's clicks and purchases.
+INFO_KEYS = ("watch_time", "time_budget")
 
 
 def make_simulator(
@@ -211,6 +214,32 @@ class InterestEvolutionEnv(gym.Env):
         return observation, float(outcome.reward[0]), terminated, truncated, info
 
 
+class InterestEvolutionTorchEnv(TorchVectorEnv):
+    """``num_envs`` users of :class:`InterestEvolutionEnv` as a
+    :class:`shopgym.envs.torch_env.TorchVectorEnv`: tensors in and out on the
+    simulator's device (``"auto"``: CUDA when available). ``TorchStep.info`` holds
+    ``watch_time`` and ``time_budget`` (B,); ``check_slates`` as in
+    :class:`~shopgym.envs.torch_env.TorchVectorEnv`; ``options`` as in
+    :class:`InterestEvolutionEnv`."""
+
+    def __init__(
+        self,
+        num_envs: int = 1,
+        device: str | torch.device = "auto",
+        config: InterestEvolutionConfig | None = None,
+        check_slates: bool = True,
+        **options: Any,
+    ):
+        simulator = make_simulator(num_envs, device, config, options)
+        config = simulator.config
+        super().__init__(
+            simulator,
+            observation_space(config),
+            SlateSpace(config.num_candidates, config.slate_size),
+            check_slates=check_slates,
+        )
+
+
 class InterestEvolutionVectorEnv(VectorEnv):
     """``num_envs`` users of :class:`InterestEvolutionEnv` stepped together by one batched
     simulator (no Python loop over users), whose documentation applies; with
@@ -227,7 +256,8 @@ class InterestEvolutionVectorEnv(VectorEnv):
     the slate just shown from both).
 
     ``reset(seed=s)`` seeds the batch's random streams (a list of seeds is not supported:
-    the users share the streams).
+    the users share the streams). It is an adapter: the batch is an
+    :class:`InterestEvolutionTorchEnv` (``torch_env``), whose tensors it copies to NumPy.
     """
 
     metadata = {"render_modes": [], "autoreset_mode": AutoresetMode.SAME_STEP}
@@ -240,36 +270,22 @@ class InterestEvolutionVectorEnv(VectorEnv):
         render_mode: None = None,
         **options: Any,
     ):
-        self.simulator = make_simulator(num_envs, device, config, options)
+        self.torch_env = InterestEvolutionTorchEnv(num_envs, device, config, **options)
+        self.simulator = self.torch_env.simulator
         self.num_envs = num_envs
         self.render_mode = render_mode
         config = self.simulator.config
-        self.single_action_space = SlateSpace(config.num_candidates, config.slate_size)
+        self.single_action_space = self.torch_env.single_action_space
         self.action_space = SlateSpace(config.num_candidates, config.slate_size, num_envs)
-        self.single_observation_space = observation_space(config)
+        self.single_observation_space = self.torch_env.single_observation_space
         self.observation_space = batch_space(self.single_observation_space, num_envs)
 
     def reset(self, *, seed: int | list[int] | None = None, options: dict | None = None):
         if isinstance(seed, list | tuple):
             raise ConfigError("InterestEvolutionVectorEnv.reset takes one integer seed for the whole batch")
         super().reset(seed=seed)
-        self.simulator.reset(seed)
-        return to_numpy(self.simulator.observe()), {}
+        observation, _ = self.torch_env.reset(seed)
+        return to_numpy(observation), {}
 
     def step(self, actions: np.ndarray):
-        outcome = self.simulator.step(torch.as_tensor(np.asarray(actions)))
-        done = outcome.done.cpu().numpy()
-        info = vector_info(step_info(outcome), done, reset_keys=set())
-        if done.any():
-            final = to_numpy(self.simulator.observe(outcome.final_state))
-            final_obs = np.full(self.num_envs, None, dtype=object)
-            for index in np.flatnonzero(done):
-                final_obs[index] = row(final, int(index))
-            info["final_obs"], info["_final_obs"] = final_obs, done.copy()
-        return (
-            to_numpy(self.simulator.observe()),
-            outcome.reward.cpu().numpy(),
-            outcome.terminated.cpu().numpy(),
-            outcome.truncated.cpu().numpy(),
-            info,
-        )
+        return numpy_step(self.torch_env.step(torch.as_tensor(np.asarray(actions))), INFO_KEYS, set())

@@ -16,8 +16,9 @@ import torch
 from stable_baselines3.common.vec_env import VecEnv
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices
 
-from shopgym.envs.core import final_observations, make_simulator, row, step_info, to_numpy
-from shopgym.envs.spaces import SlateSpace, feature_space, observation_space
+from shopgym.envs.core import row, to_numpy
+from shopgym.envs.spaces import feature_space
+from shopgym.envs.torch_env import ShopperTorchEnv
 from shopgym.simulator.config import ShopperConfig
 from shopgym.simulator.errors import ConfigError
 from shopgym.simulator.world import World
@@ -71,56 +72,51 @@ class ShopperSB3VecEnv(VecEnv):
     ):
         if observation not in OBSERVATION_MODES:
             raise ConfigError(f"observation must be one of {OBSERVATION_MODES}, got {observation!r}")
-        self.simulator = make_simulator(num_envs, world, shoppers, device, config, options)
+        self.torch_env = ShopperTorchEnv(num_envs, world, shoppers, device, oracle_info, config, **options)
+        self.simulator = self.torch_env.simulator
         self.oracle_info = oracle_info
         self.observation_mode = observation
         self.render_mode = None
         self.slots = [ShopperSlot(self, index) for index in range(num_envs)]
-        config = self.simulator.config
-        space = observation_space(self.simulator)
+        space = self.torch_env.single_observation_space
         super().__init__(
             num_envs,
             space if observation == "full" else feature_space(space),
-            SlateSpace(config.num_candidates, config.slate_size),
+            self.torch_env.single_action_space,
         )
         self._actions: np.ndarray | None = None
 
     def reset(self) -> dict[str, np.ndarray]:
         """Start new sessions for every shopper (seeded by the last ``seed()``, if any)
         -> (B, ...) observations; ``reset_infos`` holds each shopper's reset info."""
-        self.simulator.reset(self._seeds[0])
+        observation, info = self.torch_env.reset(self._seeds[0])
         self._reset_seeds()
         self._reset_options()
-        self.reset_infos = self._infos(self._reset_step_info())
-        return self._observe()
+        self.reset_infos = self._infos(to_numpy(info))
+        return self._keep(to_numpy(observation))
 
     def step_async(self, actions: np.ndarray) -> None:
         self._actions = np.asarray(actions)
 
     def step_wait(self) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, list[dict]]:
-        outcome = self.simulator.step(torch.as_tensor(self._actions))
-        infos = self._infos(step_info(self.simulator, outcome, self.oracle_info))
-        done = outcome.done.cpu().numpy()
-        time_limit = (outcome.truncated & ~outcome.terminated).cpu().numpy()
+        step = self.torch_env.step(torch.as_tensor(self._actions))
+        extra = {key: step.info[key] for key in ("utilities",) if self.oracle_info}
+        infos = self._infos(to_numpy({"clicks": step.clicks, "purchases": step.purchases} | extra))
+        done = step.done.cpu().numpy()
+        time_limit = (step.truncated & ~step.terminated).cpu().numpy()
         for index, info in enumerate(infos):
             info["TimeLimit.truncated"] = bool(time_limit[index])
         if done.any():
-            reset_infos = self._infos(self._reset_step_info())
-            for index, observation in final_observations(self.simulator, outcome, done).items():
-                infos[index]["terminal_observation"] = self._keep(observation)
+            final = self._keep(to_numpy(step.final_observation))
+            reset_infos = self._infos(to_numpy(extra))
+            for index in np.flatnonzero(done):
+                infos[index]["terminal_observation"] = row(final, int(index))
                 self.reset_infos[index] = reset_infos[index]
-        return self._observe(), outcome.reward.cpu().numpy(), done, infos
-
-    def _observe(self) -> dict[str, np.ndarray]:
-        return self._keep(to_numpy(self.simulator.observe()))
+        return self._keep(to_numpy(step.observation)), step.reward.cpu().numpy(), done, infos
 
     def _keep(self, observation: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """The entries of ``observation`` that the observation space has."""
         return {key: observation[key] for key in self.observation_space.spaces}
-
-    def _reset_step_info(self) -> dict[str, np.ndarray]:
-        """The batched info a reset reports (the utilities of the current candidates)."""
-        return step_info(self.simulator, None, self.oracle_info)
 
     def _infos(self, batched: dict[str, np.ndarray]) -> list[dict]:
         return [row(batched, index) for index in range(self.num_envs)]

@@ -10,15 +10,9 @@ import torch
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from shopgym.envs.core import (
-    final_observations,
-    make_simulator,
-    step_info,
-    to_numpy,
-    vector_info,
-    vector_reset_info,
-)
-from shopgym.envs.spaces import SlateSpace, observation_space
+from shopgym.envs.core import numpy_step, to_numpy, vector_reset_info
+from shopgym.envs.spaces import SlateSpace
+from shopgym.envs.torch_env import ShopperTorchEnv
 from shopgym.simulator.config import ShopperConfig
 from shopgym.simulator.errors import ConfigError
 from shopgym.simulator.world import World
@@ -46,6 +40,9 @@ class ShopperVectorEnv(VectorEnv):
 
     ``reset(seed=s)`` seeds the one generator of the batch (a list of seeds is not
     supported: the shoppers share one random stream).
+
+    It is an adapter: the batch is a :class:`shopgym.envs.ShopperTorchEnv`
+    (``torch_env``), whose tensors it copies to NumPy.
     """
 
     metadata = {"render_modes": [], "autoreset_mode": AutoresetMode.SAME_STEP}
@@ -61,43 +58,30 @@ class ShopperVectorEnv(VectorEnv):
         render_mode: None = None,
         **options: Any,
     ):
-        self.simulator = make_simulator(num_envs, world, shoppers, device, config, options)
+        self.torch_env = ShopperTorchEnv(num_envs, world, shoppers, device, oracle_info, config, **options)
+        self.simulator = self.torch_env.simulator
         self.num_envs = num_envs
         self.oracle_info = oracle_info
         self.render_mode = render_mode
-        config = self.simulator.config
-        self.single_action_space = SlateSpace(config.num_candidates, config.slate_size)
-        self.action_space = SlateSpace(config.num_candidates, config.slate_size, num_envs)
-        self.single_observation_space = observation_space(self.simulator)
+        self.single_action_space = self.torch_env.single_action_space
+        space = self.single_action_space
+        self.action_space = SlateSpace(space.num_candidates, space.slate_size, num_envs)
+        self.single_observation_space = self.torch_env.single_observation_space
         self.observation_space = batch_space(self.single_observation_space, num_envs)
 
     def reset(self, *, seed: int | list[int] | None = None, options: dict | None = None):
         if isinstance(seed, list | tuple):
             raise ConfigError("ShopperVectorEnv.reset takes one integer seed for the whole batch")
         super().reset(seed=seed)
-        self.simulator.reset(seed)
-        info = vector_reset_info(step_info(self.simulator, None, self.oracle_info))
-        return to_numpy(self.simulator.observe()), info
+        observation, info = self.torch_env.reset(seed)
+        return to_numpy(observation), vector_reset_info(to_numpy(info))
 
     def step(self, actions: np.ndarray):
         """(B, k) slates -> observations, (B,) rewards, terminated, truncated, info."""
-        outcome = self.simulator.step(torch.as_tensor(np.asarray(actions)))
-        done = outcome.done.cpu().numpy()
-        info = vector_info(step_info(self.simulator, outcome, self.oracle_info), done, self._reset_keys)
-        if done.any():
-            final_obs = np.full(self.num_envs, None, dtype=object)
-            for index, observation in final_observations(self.simulator, outcome, done).items():
-                final_obs[index] = observation
-            info["final_obs"], info["_final_obs"] = final_obs, done.copy()
-        return (
-            to_numpy(self.simulator.observe()),
-            outcome.reward.cpu().numpy(),
-            outcome.terminated.cpu().numpy(),
-            outcome.truncated.cpu().numpy(),
-            info,
-        )
+        step = self.torch_env.step(torch.as_tensor(np.asarray(actions)))
+        return numpy_step(step, tuple(self._reset_keys), self._reset_keys)
 
     @property
     def _reset_keys(self) -> set[str]:
-        """The info keys a reset reports too (see :func:`vector_info`)."""
+        """The info keys a reset reports too (see :func:`shopgym.envs.core.vector_info`)."""
         return {"utilities"} if self.oracle_info else set()

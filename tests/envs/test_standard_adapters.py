@@ -17,7 +17,7 @@ import shopgym.envs
 from shopgym.agents import EpsilonGreedyAgent, RandomAgent
 from shopgym.agents.logged_data import collect_log
 from shopgym.envs import ShopperSB3VecEnv
-from shopgym.envs.core import slate_info
+from shopgym.envs.core import slate_info, to_numpy
 from shopgym.envs.sb3 import ShopperSlot
 from shopgym.experiments.evaluation import evaluate
 from shopgym.simulator.errors import ConfigError, SlateError
@@ -259,7 +259,7 @@ def test_sb3_batch_methods_are_refused_per_sub_environment(method):
     with pytest.raises(ConfigError, match="cannot be called per sub-environment"):
         env.env_method(method)
     # Nothing was reset, seeded or stepped.
-    assert_same(env._observe(), before)
+    assert_same(env._keep(to_numpy(env.simulator.observe())), before)
 
 
 def test_sb3_get_attr_and_set_attr():
