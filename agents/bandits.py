@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import torch
 from gymnasium import spaces
 
-from shopgym.agents.base import Agent, Observation, Transition, top_k
-from shopgym.envs.core import require_same_step_autoreset
-from shopgym.envs.spaces import SlateSpace, random_slates
+from shopgym.agents.base import Agent, Observation, Transition, random_slates, top_k
+from shopgym.envs.spaces import SlateSpace
 from shopgym.simulator.errors import ConfigError
 
 
@@ -48,34 +46,30 @@ class EpsilonGreedyAgent(Agent):
             raise ConfigError(f"prior_impressions must be > 0, got {prior_impressions}")
         self.epsilon = epsilon
         self.prior_impressions = prior_impressions
-        self.reward_sum = np.zeros(self.num_items)
-        self.impressions = np.zeros(self.num_items)
+        self.reward_sum = torch.zeros(self.num_items, dtype=torch.float64, device=self.device)
+        self.impressions = torch.zeros(self.num_items, dtype=torch.float64, device=self.device)
 
-    def estimates(self) -> np.ndarray:
+    def estimates(self) -> torch.Tensor:
         """(M,) shrunk mean reward per impression of every catalogue item."""
         total = self.impressions.sum()
-        global_mean = self.reward_sum.sum() / total if total else 0.0
+        global_mean = self.reward_sum.sum() / total.clamp(min=1.0)
         return (self.reward_sum + self.prior_impressions * global_mean) / (
             self.impressions + self.prior_impressions
         )
 
-    def act(self, observation: Observation, info: dict[str, Any]) -> np.ndarray:
-        candidates = observation["candidate_ids"]
-        greedy = top_k(self.estimates()[candidates], self.slate_size, self.rng)
-        explore = self.rng.random(len(candidates)) < self.epsilon
-        exploring = random_slates(len(candidates), self.num_candidates, self.slate_size, self.rng)
-        return np.where(explore[:, None], exploring, greedy)
-
-    def attach(self, env: Any) -> None:
-        # It learns from every step's slate: an ended session's last one must be in
-        # the same step's info (same-step autoreset), not in a reset-only step.
-        require_same_step_autoreset(env, self.name)
+    def act(self, observation: Observation) -> torch.Tensor:
+        candidates = observation["candidate_ids"].to(self.device)
+        rows = len(candidates)
+        greedy = top_k(self.estimates()[candidates], self.slate_size, self.generator)
+        explore = torch.rand(rows, generator=self.generator, device=self.device) < self.epsilon
+        exploring = random_slates(rows, self.num_candidates, self.slate_size, self.generator)
+        return torch.where(explore[:, None], exploring, greedy).to(observation["candidate_ids"].device)
 
     def observe(self, transition: Transition) -> None:
-        shown = np.take_along_axis(transition.observation["candidate_ids"], transition.action, axis=1)
-        credited = transition.reward[:, None] * transition.clicks
-        np.add.at(self.reward_sum, shown, credited)
-        np.add.at(self.impressions, shown, 1.0)
+        shown = transition.observation["candidate_ids"].gather(1, transition.action).to(self.device)
+        credited = (transition.reward[:, None] * transition.clicks).to(self.device, torch.float64)
+        self.reward_sum.index_add_(0, shown.reshape(-1), credited.reshape(-1))
+        self.impressions.index_add_(0, shown.reshape(-1), torch.ones_like(credited).reshape(-1))
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -86,11 +80,8 @@ class EpsilonGreedyAgent(Agent):
         }
 
     def state_dict(self) -> dict[str, Any]:
-        return {
-            "reward_sum": torch.from_numpy(self.reward_sum),
-            "impressions": torch.from_numpy(self.impressions),
-        }
+        return {"reward_sum": self.reward_sum.cpu(), "impressions": self.impressions.cpu()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.reward_sum = state["reward_sum"].numpy().copy()
-        self.impressions = state["impressions"].numpy().copy()
+        self.reward_sum = state["reward_sum"].to(self.device, torch.float64).clone()
+        self.impressions = state["impressions"].to(self.device, torch.float64).clone()

@@ -1,56 +1,102 @@
 """The one interface every policy implements, so the runner evaluates them alike.
 
-An agent acts on a batch of observations from a vector environment (B shoppers),
-may learn online from each batch of transitions, may train before evaluation on
-an environment of *train* shoppers, and can be saved and loaded.
+An agent acts on a batch of observations from a torch-native vector environment
+(:class:`shopgym.envs.torch_env.TorchVectorEnv`: B shoppers, tensors on one device)
+and returns a (B, k) tensor of slates on the same device; it may learn online from
+each batch of transitions (tensors too), may train before evaluation on an
+environment of *train* shoppers, and can be saved and loaded. Agents built on NumPy
+libraries (Stable-Baselines3) convert at their own edge.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-import numpy as np
 import torch
 from gymnasium import spaces
 
-from shopgym.envs.core import slate_info
 from shopgym.envs.spaces import SlateSpace
+from shopgym.envs.torch_env import Observation, TorchStep
 from shopgym.simulator.device import resolve_device
 from shopgym.simulator.errors import ConfigError
-
-Observation = dict[str, np.ndarray]
+from shopgym.simulator.sampling import uniform_subsets
 
 
 @dataclass(frozen=True)
 class Transition:
-    """One step of B shoppers (arrays lead with B).
+    """One step of B shoppers, as tensors on the environment's device (B first).
 
-    ``next_observation`` shows the next shopper where a session ended (same-step
-    autoreset); ``info`` is the vector env's step info, in Gymnasium's layout (the
-    last step of an ended session under ``info["final_info"]``). :attr:`clicks` and
-    :attr:`purchases` read the slate's outcome for every shopper from it.
+    Attributes:
+        observation: what the agent acted on.
+        action: (B, k) the slates it showed.
+        step: what the environment returned (:class:`TorchStep`): next observation
+            (a row whose session ended shows the next shopper), reward, terminated,
+            truncated, the slate's clicks and purchases, the final observation of
+            ended sessions.
     """
 
     observation: Observation
-    action: np.ndarray
-    reward: np.ndarray
-    next_observation: Observation
-    terminated: np.ndarray
-    truncated: np.ndarray
-    info: dict[str, Any]
+    action: torch.Tensor
+    step: TorchStep
 
     @property
-    def clicks(self) -> np.ndarray:
+    def reward(self) -> torch.Tensor:
+        """(B,) float32."""
+        return self.step.reward
+
+    @property
+    def clicks(self) -> torch.Tensor:
         """(B, k) bool: the positions of the slate shown that were clicked."""
-        return slate_info(self.info, "clicks")
+        return self.step.clicks
 
     @property
-    def purchases(self) -> np.ndarray:
+    def purchases(self) -> torch.Tensor:
         """(B, k) bool: the positions of the slate shown that were bought."""
-        return slate_info(self.info, "purchases")
+        return self.step.purchases
+
+    @property
+    def done(self) -> torch.Tensor:
+        """(B,) bool: the sessions that ended in this step."""
+        return self.step.done
+
+    @property
+    def next_observation(self) -> Observation:
+        """The observation after the step (the next session's where one ended)."""
+        return self.step.observation
+
+
+Checkpoint = Callable[[int], None]
+
+
+class CurvePoints:
+    """Calls ``checkpoint(steps)`` when training passes each of ``points`` evenly spaced
+    step counts up to ``budget`` (the last at the end of training).
+
+    Args:
+        budget: the training budget, in slates.
+        checkpoint: the runner's callback, or ``None`` (then nothing is called).
+        points: evaluation points along training.
+    """
+
+    def __init__(self, budget: int, checkpoint: Checkpoint | None, points: int = 10):
+        self.checkpoint = checkpoint
+        self.every = max(1, budget // max(1, points))
+        self.next = self.every
+
+    def update(self, steps: int) -> None:
+        """Training has shown ``steps`` slates so far."""
+        if self.checkpoint is not None and steps >= self.next:
+            self.checkpoint(steps)
+            self.next = (steps // self.every + 1) * self.every
+
+    def finish(self, steps: int) -> None:
+        """Training is over after ``steps`` slates (a final point, unless one was just taken)."""
+        if self.checkpoint is not None and steps > self.next - self.every:
+            self.checkpoint(steps)
 
 
 class Agent(ABC):
@@ -88,23 +134,35 @@ class Agent(ABC):
         self.action_space = action_space
         self.slate_size = action_space.slate_size
         self.num_candidates = action_space.num_candidates
-        self.num_items = int(observation_space["candidate_ids"].nvec[0])
+        # The catalogue size M, where candidates are catalogue items (not InterestEvolution's).
+        ids = observation_space.spaces.get("candidate_ids")
+        self.num_items = None if ids is None else int(ids.nvec[0])
         self.seed = seed
-        self.rng = np.random.default_rng(seed)
         self.device = resolve_device(device)
+        self.generator = torch.Generator(device=self.device).manual_seed(seed)
 
     def attach(self, env: Any) -> None:
         """Called with the environment the agent is about to act in, before its first
         ``act``. Only oracles (``needs_oracle``) use it, to read the simulator's truth."""
 
-    def fit(self, env: Any, budget: int, seed: int) -> None:
-        """Train before evaluation on ``env``, a vector environment of train shoppers,
-        for about ``budget`` slates, resetting it with ``seed``. Agents that set
-        ``trains_before_evaluation`` override it; the default does nothing."""
+    def fit(self, env: Any, budget: int, seed: int, checkpoint: Checkpoint | None = None) -> None:
+        """Train before evaluation on ``env``, a torch vector environment of train
+        shoppers (:class:`shopgym.envs.torch_env.TorchVectorEnv`), for about ``budget``
+        slates (shopper-steps summed over the batch), resetting it with ``seed``.
+
+        Agents that learn from interaction call ``checkpoint(steps)`` at regular points
+        of training (:class:`CurvePoints` does the bookkeeping), with the slates shown
+        so far: the runner evaluates the current policy (``act``) there on held-out
+        shoppers, for learning curves. ``act`` must not draw from the streams that
+        training uses, so that a run with checkpoints trains exactly as one without.
+
+        Agents that set ``trains_before_evaluation`` override it; the default does
+        nothing."""
 
     @abstractmethod
-    def act(self, observation: Observation, info: dict[str, Any]) -> np.ndarray:
-        """(B, ...) observations -> (B, k) int64 slates of distinct candidate indices."""
+    def act(self, observation: Observation) -> torch.Tensor:
+        """(B, ...) observation tensors -> (B, k) int64 slates of distinct candidate
+        indices, on the observation's device."""
 
     def observe(self, transition: Transition) -> None:
         """Learn from one batch of transitions (online learners only)."""
@@ -131,9 +189,21 @@ class Agent(ABC):
         self.load_state_dict(saved["state"])
 
 
-def top_k(scores: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
-    """Indices of the k highest (B, N) scores per row, best first; ties broken at random."""
-    tie_breaker = rng.random(scores.shape)
-    # lexsort sorts by the last key first: descending score, then the random key.
-    order = np.lexsort((tie_breaker, -scores), axis=1)
-    return order[:, :k].astype(np.int64)
+def top_k(scores: torch.Tensor, k: int, generator: torch.Generator) -> torch.Tensor:
+    """(B, k) indices of the k highest (B, N) scores per row, best first; ties broken at
+    random (by ``generator``, which must live on the scores' device)."""
+    # Shuffle first, then sort stably: equal scores keep the random order of the shuffle.
+    shuffle = torch.rand(scores.shape, generator=generator, device=scores.device).argsort(1)
+    order = scores.gather(1, shuffle).argsort(1, descending=True, stable=True)
+    return shuffle.gather(1, order[:, :k])
+
+
+def batch_of(observation: Observation) -> tuple[int, torch.device]:
+    """B and the device of a batch of observations."""
+    first = next(iter(observation.values()))
+    return len(first), first.device
+
+
+def random_slates(num_rows: int, num_candidates: int, k: int, generator: torch.Generator) -> torch.Tensor:
+    """(B, k) uniformly random slates of distinct candidates, on ``generator``'s device."""
+    return uniform_subsets(num_rows, num_candidates, k, generator, generator.device)

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+import torch
 
-import numpy as np
-
-from shopgym.agents.base import Agent, Observation, top_k
-from shopgym.envs.spaces import random_slates
+from shopgym.agents.base import Agent, Observation, batch_of, random_slates, top_k
 from shopgym.simulator.shoppers import POPULARITY_FEATURE
 
 
@@ -16,9 +13,9 @@ class RandomAgent(Agent):
 
     name = "random"
 
-    def act(self, observation: Observation, info: dict[str, Any]) -> np.ndarray:
-        num_rows = len(observation["candidate_ids"])
-        return random_slates(num_rows, self.num_candidates, self.slate_size, self.rng)
+    def act(self, observation: Observation) -> torch.Tensor:
+        rows, device = batch_of(observation)
+        return random_slates(rows, self.num_candidates, self.slate_size, self.generator).to(device)
 
 
 class PopularityAgent(Agent):
@@ -29,6 +26,6 @@ class PopularityAgent(Agent):
 
     name = "popularity"
 
-    def act(self, observation: Observation, info: dict[str, Any]) -> np.ndarray:
-        popularity = observation["candidate_features"][..., POPULARITY_FEATURE]
-        return top_k(popularity, self.slate_size, self.rng)
+    def act(self, observation: Observation) -> torch.Tensor:
+        popularity = observation["candidate_features"][..., POPULARITY_FEATURE].to(self.device)
+        return top_k(popularity, self.slate_size, self.generator).to(observation["candidate_ids"].device)

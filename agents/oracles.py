@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import torch
 
 from shopgym.agents.base import Agent, Observation
@@ -116,7 +115,7 @@ _TUNED: dict[tuple, dict[float, float]] = {}
 
 
 def _simulator_of(env: Any) -> ShopperSimulator:
-    simulator = getattr(getattr(env, "unwrapped", env), "simulator", None)
+    simulator = getattr(env, "simulator", None) or getattr(getattr(env, "unwrapped", env), "simulator", None)
     if not isinstance(simulator, ShopperSimulator):
         raise ConfigError(
             "oracle agents read the true state: they need a shopgym shopper environment "
@@ -135,8 +134,8 @@ class MyopicOracleAgent(Agent):
     def attach(self, env: Any) -> None:
         self.simulator = _simulator_of(env)
 
-    def act(self, observation: Observation, info: dict[str, Any]) -> np.ndarray:
-        return myopic_slates(self._attached()).cpu().numpy()
+    def act(self, observation: Observation) -> torch.Tensor:
+        return myopic_slates(self._attached())
 
     def _attached(self) -> ShopperSimulator:
         if getattr(self, "simulator", None) is None:
@@ -270,9 +269,8 @@ class PlanningOracleAgent(MyopicOracleAgent):
             returns[weight] = float(total.mean())
         return returns
 
-    def act(self, observation: Observation, info: dict[str, Any]) -> np.ndarray:
-        simulator = self._attached()
-        return self.plan(simulator).cpu().numpy()
+    def act(self, observation: Observation) -> torch.Tensor:
+        return self.plan(self._attached())
 
     def plan(self, simulator: ShopperSimulator) -> torch.Tensor:
         """(B, k) for each shopper the candidate slate of the highest simulated return.

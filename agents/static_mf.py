@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import torch
 from gymnasium import spaces
 from torch import nn
 
-from shopgym.agents.base import Agent, Observation, top_k
+from shopgym.agents.base import Agent, Checkpoint, Observation, top_k
 from shopgym.agents.baselines import RandomAgent
 from shopgym.agents.logged_data import SlateLog, collect_log
 from shopgym.envs.spaces import SlateSpace
@@ -73,8 +72,9 @@ class StaticMFAgent(Agent):
         weight_decay: float = 1e-5,
     ):
         super().__init__(observation_space, action_space, seed, device)
-        self.generator = torch.Generator().manual_seed(seed)
-        self.model = SessionMF(self.num_items, dim, self.generator).to(self.device)
+        # On the CPU, so that the initial weights and the shuffles do not depend on the device.
+        self.training_generator = torch.Generator().manual_seed(seed)
+        self.model = SessionMF(self.num_items, dim, self.training_generator).to(self.device)
         self.epochs, self.batch_size, self.lr, self.weight_decay = (
             epochs,
             batch_size,
@@ -83,8 +83,8 @@ class StaticMFAgent(Agent):
         )
         self.training_data: dict[str, Any] = {"slates": 0}
 
-    def fit(self, env: Any, budget: int, seed: int) -> None:
-        logger = RandomAgent(self.observation_space, self.action_space, seed=seed)
+    def fit(self, env: Any, budget: int, seed: int, checkpoint: Checkpoint | None = None) -> None:
+        logger = RandomAgent(self.observation_space, self.action_space, seed=seed, device=self.device)
         log = collect_log(env, logger, budget, seed=seed)
         self.train_on(log)
         self.training_data = {
@@ -92,18 +92,20 @@ class StaticMFAgent(Agent):
             "clicks": int(log.clicks.sum()),
             "logging_policy": "uniformly random slates",
         }
+        if checkpoint is not None:  # trained offline: one point, after training
+            checkpoint(len(log))
 
     @deterministic_algorithms()
     def train_on(self, log: SlateLog) -> list[float]:
         """Fit the model on every (slate position) impression of ``log``; returns epoch losses."""
         k = log.shown_ids.shape[1]
-        history = torch.as_tensor(np.repeat(log.history_ids, k, axis=0), device=self.device)
-        items = torch.as_tensor(log.shown_ids.reshape(-1, 1), device=self.device)
-        labels = torch.as_tensor(log.clicks.reshape(-1, 1), device=self.device).float()
+        history = log.history_ids.to(self.device).repeat_interleave(k, dim=0)
+        items = log.shown_ids.to(self.device).reshape(-1, 1)
+        labels = log.clicks.to(self.device).reshape(-1, 1).float()
         optimizer = torch.optim.Adam(self.model.parameters(), lr=self.lr, weight_decay=self.weight_decay)
         losses = []
         for _ in range(self.epochs):
-            order = torch.randperm(len(items), generator=self.generator).to(self.device)
+            order = torch.randperm(len(items), generator=self.training_generator).to(self.device)
             total = 0.0
             for start in range(0, len(order), self.batch_size):
                 rows = order[start : start + self.batch_size]
@@ -119,13 +121,11 @@ class StaticMFAgent(Agent):
             losses.append(total / len(order))
         return losses
 
-    def act(self, observation: Observation, info: dict[str, Any]) -> np.ndarray:
+    def act(self, observation: Observation) -> torch.Tensor:
+        candidates = observation["candidate_ids"]
         with torch.no_grad():
-            logits = self.model(
-                torch.as_tensor(observation["history_ids"], device=self.device),
-                torch.as_tensor(observation["candidate_ids"], device=self.device),
-            )
-        return top_k(logits.cpu().numpy(), self.slate_size, self.rng)
+            logits = self.model(observation["history_ids"].to(self.device), candidates.to(self.device))
+        return top_k(logits, self.slate_size, self.generator).to(candidates.device)
 
     def describe(self) -> dict[str, Any]:
         return {

@@ -2,24 +2,32 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
+import torch
 
 from shopgym.agents.base import Agent, Transition
-from shopgym.envs.core import require_same_step_autoreset, slate_info
+from shopgym.envs.torch_env import as_torch_env
 
 RECORD_COLUMNS = ("episode", "round", "env_index", "return", "clicks", "purchases", "length")
+# What an episode record sums over its steps, in this order.
+_TOTALS = ("return", "clicks", "purchases", "length")
 
 
-def evaluate(agent: Agent, env, episodes: int, seed: int) -> pd.DataFrame:
-    """Run ``agent`` on ``env`` (a Gymnasium vector env with same-step autoreset)
-    until every sub-environment has finished its share of ``episodes``.
+def evaluate(agent: Agent, env: Any, episodes: int, seed: int) -> pd.DataFrame:
+    """Run ``agent`` on ``env`` until every sub-environment has finished its share of
+    ``episodes``.
 
-    ``env`` may be :class:`shopgym.envs.ShopperVectorEnv` or Gymnasium's own
+    ``env`` is a torch vector env (:class:`shopgym.envs.torch_env.TorchVectorEnv`: the
+    loop stays on its device, and the records are copied to the host once, at the
+    end), or a Gymnasium vector env with same-step autoreset: ours, or Gymnasium's own
     ``SyncVectorEnv`` / ``AsyncVectorEnv`` of single shopper envs built with
-    ``autoreset_mode=AutoresetMode.SAME_STEP``: the last slate of an ended session is
-    read from ``info["final_info"]`` (:func:`shopgym.envs.core.slate_info`). Another
-    autoreset mode is a :class:`ConfigError`.
+    ``autoreset_mode=AutoresetMode.SAME_STEP``, through
+    :class:`~shopgym.envs.torch_env.GymnasiumTorchAdapter` (the last slate of an ended
+    session is read from ``info["final_info"]``). Another autoreset mode is a
+    :class:`ConfigError`.
 
     Each of the B sub-environments records its first ``episodes / B`` episodes (the
     first ``episodes % B`` one more), so that short sessions are not over-represented
@@ -31,44 +39,46 @@ def evaluate(agent: Agent, env, episodes: int, seed: int) -> pd.DataFrame:
         One row per episode, ordered by (``round``, ``env_index``): ``episode`` (that
         order), ``round``, ``env_index``, ``return``, ``clicks``, ``purchases``, ``length``.
     """
-    require_same_step_autoreset(env, "evaluate")
-    num_envs = env.num_envs
-    quota = np.full(num_envs, episodes // num_envs)
+    env = as_torch_env(env)
+    num_envs, device = env.num_envs, env.device
+    quota = torch.full((num_envs,), episodes // num_envs, device=device)
     quota[: episodes % num_envs] += 1
-    finished = np.zeros(num_envs, dtype=int)
-    totals = {key: np.zeros(num_envs) for key in ("return", "clicks", "purchases", "length")}
-    rows: list[tuple] = []
+    rounds = int(quota.max())
+    finished = torch.zeros(num_envs, dtype=torch.long, device=device)
+    totals = torch.zeros((num_envs, len(_TOTALS)), dtype=torch.float64, device=device)
+    records = torch.zeros((num_envs, rounds, len(_TOTALS)), dtype=torch.float64, device=device)
+    rows = torch.arange(num_envs, device=device)
+    # Checking whether every quota is met reads a flag from the device: every step on
+    # the CPU, where that costs nothing; on an accelerator every few steps, so that the
+    # loop does not wait on the device each step (the extra steps record nothing).
+    check_every = 1 if device.type == "cpu" else 16
     agent.attach(env)
-    observation, info = env.reset(seed=seed)
-    while (finished < quota).any():
-        action = agent.act(observation, info)
-        next_observation, reward, terminated, truncated, info = env.step(action)
+    observation, _ = env.reset(seed=seed)
+    steps = 0
+    while steps % check_every or bool((finished < quota).any()):
+        action = agent.act(observation)
+        step = env.step(action)
         if agent.learns_online:
-            agent.observe(
-                Transition(observation, action, reward, next_observation, terminated, truncated, info)
-            )
-        totals["return"] += reward
-        totals["clicks"] += slate_info(info, "clicks").sum(1)
-        totals["purchases"] += slate_info(info, "purchases").sum(1)
-        totals["length"] += 1
-        for index in np.flatnonzero(terminated | truncated):
-            if finished[index] < quota[index]:
-                rows.append(
-                    (
-                        0,
-                        finished[index],
-                        index,
-                        totals["return"][index],
-                        totals["clicks"][index],
-                        totals["purchases"][index],
-                        totals["length"][index],
-                    )
-                )
-            finished[index] += 1
-            for values in totals.values():
-                values[index] = 0.0
-        observation = next_observation
-    frame = pd.DataFrame(rows, columns=list(RECORD_COLUMNS)).sort_values(["round", "env_index"])
-    frame["episode"] = np.arange(len(frame))
+            agent.observe(Transition(observation, action, step))
+        outcome = (step.reward, step.clicks.sum(1), step.purchases.sum(1), torch.ones_like(step.reward))
+        totals += torch.stack(outcome, 1).double()
+        done = step.done
+        # Record the episodes that ended within their sub-environment's quota, in place
+        # and without a host round trip: rows outside it write back what they held.
+        slot = finished.clamp(max=rounds - 1)
+        write = (done & (finished < quota))[:, None]
+        records[rows, slot] = torch.where(write, totals, records[rows, slot])
+        finished += done.long()
+        totals = torch.where(done[:, None], 0.0, totals)
+        observation = step.observation
+        steps += 1
+    kept = torch.arange(rounds, device=device)[None, :] < quota[:, None]  # (B, rounds)
+    # Round-major order: round r of every sub-environment before round r + 1.
+    values = records.transpose(0, 1)[kept.T].cpu().numpy()
+    grid = np.argwhere(kept.T.cpu().numpy())  # (round, env_index) in the same order
+    frame = pd.DataFrame(values, columns=list(_TOTALS))
+    frame.insert(0, "env_index", grid[:, 1])
+    frame.insert(0, "round", grid[:, 0])
+    frame.insert(0, "episode", np.arange(len(frame)))
     integers = ("episode", "round", "env_index", "clicks", "purchases", "length")
-    return frame.astype(dict.fromkeys(integers, int)).reset_index(drop=True)
+    return frame.astype(dict.fromkeys(integers, int))[list(RECORD_COLUMNS)]

@@ -31,8 +31,8 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-import shopgym.envs  # noqa: F401  (registers the environment IDs)
 from shopgym.agents import AGENTS, make_agent
+from shopgym.envs import make_torch_env
 from shopgym.envs.core import CONFIG_FIELDS
 from shopgym.experiments.evaluation import RECORD_COLUMNS, evaluate
 from shopgym.experiments.plots import plot_reward_curves
@@ -152,10 +152,9 @@ def _world_for(config: RunConfig, device: torch.device) -> World:
 
 
 def _make_env(config: RunConfig, world: World, device: torch.device, shoppers: str, oracle: bool):
-    return gym.make_vec(
+    return make_torch_env(
         config.env,
         num_envs=min(config.num_envs, config.episodes) if shoppers == "test" else config.num_envs,
-        vectorization_mode="vector_entry_point",
         world=world,
         shoppers=shoppers,
         device=device,

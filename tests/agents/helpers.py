@@ -1,36 +1,31 @@
-"""Helpers shared by the agent tests: small synthetic vector envs and rollouts."""
+"""Helpers shared by the agent tests: small synthetic torch vector envs and rollouts."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-import gymnasium as gym
 import numpy as np
 import torch
 
-import shopgym.envs  # noqa: F401  (registers the environment IDs)
 from shopgym.agents import AGENTS, Agent, Transition, make_agent
-from shopgym.envs.shopper_vector import ShopperVectorEnv
+from shopgym.envs import make_torch_env
+from shopgym.envs.torch_env import TorchVectorEnv
 
 SYNTHETIC_ID = "shopgym/SyntheticShopper-v0"
 
 
 def synthetic_env(
     num_envs: int = 8, oracle: bool = False, shoppers: str = "train", **options
-) -> ShopperVectorEnv:
-    return gym.make_vec(
-        SYNTHETIC_ID,
-        num_envs=num_envs,
-        oracle_info=oracle,
-        shoppers=shoppers,
-        device="cpu",
-        **options,
+) -> TorchVectorEnv:
+    """The torch-native batch of synthetic shoppers, on the CPU (as the runner builds it)."""
+    return make_torch_env(
+        SYNTHETIC_ID, num_envs, oracle_info=oracle, shoppers=shoppers, device="cpu", **options
     )
 
 
 def build_agent(
     name: str, seed: int = 0, num_envs: int = 8, fit_budget: int = 300, **kwargs
-) -> tuple[ShopperVectorEnv, Agent]:
+) -> tuple[TorchVectorEnv, Agent]:
     """A test env (oracle info only for the oracle) and a fitted agent, as the runner does."""
     env = synthetic_env(num_envs, oracle=AGENTS[name].needs_oracle, shoppers="test")
     if name == "planning-oracle" and not kwargs:
@@ -43,38 +38,36 @@ def build_agent(
     return env, agent
 
 
-def assert_valid_slates(actions: np.ndarray, num_rows: int, slate_size: int, num_candidates: int):
-    assert isinstance(actions, np.ndarray)
-    assert actions.dtype == np.int64
+def assert_valid_slates(actions: torch.Tensor, num_rows: int, slate_size: int, num_candidates: int):
+    assert isinstance(actions, torch.Tensor)
+    assert actions.dtype == torch.int64
     assert actions.shape == (num_rows, slate_size)
     assert actions.min() >= 0
     assert actions.max() < num_candidates
-    ordered = np.sort(actions, axis=1)
+    ordered = actions.sort(1).values
     assert (ordered[:, 1:] != ordered[:, :-1]).all(), f"repeated items in {actions}"
 
 
 def rollout(
-    env: ShopperVectorEnv,
+    env: TorchVectorEnv,
     agent: Agent,
     steps: int,
     seed: int,
-    check: Callable[[np.ndarray], None] | None = None,
-) -> np.ndarray:
+    check: Callable[[torch.Tensor], None] | None = None,
+) -> torch.Tensor:
     """Run ``steps`` steps (learning online where the agent does); returns (steps, B, k)."""
-    observation, info = env.reset(seed=seed)
+    observation, _ = env.reset(seed=seed)
     actions = []
     for _ in range(steps):
-        action = agent.act(observation, info)
+        action = agent.act(observation)
         if check is not None:
             check(action)
-        next_observation, reward, terminated, truncated, info = env.step(action)
+        step = env.step(action)
         if agent.learns_online:
-            agent.observe(
-                Transition(observation, action, reward, next_observation, terminated, truncated, info)
-            )
-        observation = next_observation
+            agent.observe(Transition(observation, action, step))
+        observation = step.observation
         actions.append(action)
-    return np.stack(actions)
+    return torch.stack(actions)
 
 
 def assert_state_equal(left: dict, right: dict) -> None:
