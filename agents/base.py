@@ -194,7 +194,7 @@ def top_k(scores: torch.Tensor, k: int, generator: torch.Generator) -> torch.Ten
     random (by ``generator``, which must live on the scores' device)."""
     # Shuffle first, then sort stably: equal scores keep the random order of the shuffle.
     shuffle = torch.rand(scores.shape, generator=generator, device=scores.device).argsort(1)
-    order = scores.gather(1, shuffle).argsort(1, descending=True, stable=True)
+    order = torch.sort(scores.gather(1, shuffle), dim=1, descending=True, stable=True).indices
     return shuffle.gather(1, order[:, :k])
 
 

@@ -105,6 +105,7 @@ class TorchVectorEnv:
     Attributes:
         num_envs: B.
         device: where every tensor in and out lives.
+        action_space: the batch's :class:`SlateSpace` (B, k).
         metadata: ``autoreset_mode`` is ``AutoresetMode.SAME_STEP``.
     """
 
@@ -123,6 +124,9 @@ class TorchVectorEnv:
         self.device = simulator.device
         self.single_observation_space = single_observation_space
         self.single_action_space = single_action_space
+        self.action_space = SlateSpace(
+            single_action_space.num_candidates, single_action_space.slate_size, self.num_envs
+        )
         self.slate_size = single_action_space.slate_size
         self.check_slates = check_slates
         self._info = info
@@ -209,13 +213,14 @@ class GymnasiumTorchAdapter:
 
     metadata = {"autoreset_mode": AutoresetMode.SAME_STEP}
 
-    def __init__(self, env: Any, device: str | torch.device = "cpu"):
-        require_same_step_autoreset(env, "shopgym's evaluation")
+    def __init__(self, env: Any, device: str | torch.device = "cpu", user: str = "GymnasiumTorchAdapter"):
+        require_same_step_autoreset(env, user)
         self.env = env
         self.num_envs = env.num_envs
         self.device = torch.device(device)
         self.single_observation_space = env.single_observation_space
         self.single_action_space = env.single_action_space
+        self.action_space = env.action_space
         self.slate_size = env.single_action_space.slate_size
 
     @property
@@ -265,9 +270,11 @@ def _array_entries(info: dict[str, Any]) -> dict[str, np.ndarray]:
     }
 
 
-def as_torch_env(env: Any) -> TorchVectorEnv | GymnasiumTorchAdapter:
-    """``env`` itself when it is torch-native; a :class:`GymnasiumTorchAdapter` over a
-    Gymnasium vector env, or over shopgym's own (its torch env, without the copies)."""
+def as_torch_env(env: Any, user: str = "GymnasiumTorchAdapter") -> TorchVectorEnv | GymnasiumTorchAdapter:
+    """``env`` itself when it is torch-native; for shopgym's own Gymnasium vector envs the
+    torch env they wrap (no copies); a :class:`GymnasiumTorchAdapter` over another
+    Gymnasium vector env (``user``, what needs it, names the caller in the error raised
+    when that env does not reset in the same step)."""
     if isinstance(env, TorchVectorEnv | GymnasiumTorchAdapter):
         return env
     torch_env = getattr(env, "torch_env", None)
@@ -275,4 +282,4 @@ def as_torch_env(env: Any) -> TorchVectorEnv | GymnasiumTorchAdapter:
         return torch_env
     if not hasattr(env, "num_envs"):
         raise ConfigError(f"expected a vector environment (torch or Gymnasium), got {type(env).__name__}")
-    return GymnasiumTorchAdapter(env)
+    return GymnasiumTorchAdapter(env, user=user)

@@ -39,7 +39,7 @@ def evaluate(agent: Agent, env: Any, episodes: int, seed: int) -> pd.DataFrame:
         One row per episode, ordered by (``round``, ``env_index``): ``episode`` (that
         order), ``round``, ``env_index``, ``return``, ``clicks``, ``purchases``, ``length``.
     """
-    env = as_torch_env(env)
+    env = as_torch_env(env, "evaluate")
     num_envs, device = env.num_envs, env.device
     quota = torch.full((num_envs,), episodes // num_envs, device=device)
     quota[: episodes % num_envs] += 1

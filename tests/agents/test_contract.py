@@ -5,10 +5,11 @@ from __future__ import annotations
 import re
 
 import gymnasium as gym
-import numpy as np
 import pytest
+import torch
 
 from shopgym.agents import AGENTS, make_agent
+from shopgym.envs.torch_env import TorchVectorEnv
 from shopgym.simulator.errors import ConfigError
 from shopgym.simulator.shoppers import ShopperSimulator
 from shopgym.simulator.world import World
@@ -55,7 +56,7 @@ def test_act_returns_valid_slates_over_many_steps(name):
 
     def check(action):
         assert_valid_slates(action, NUM_ENVS, SLATE_SIZE, NUM_CANDIDATES)
-        assert env.action_space.contains(action)
+        assert env.action_space.contains(action.numpy())
 
     actions = rollout(env, agent, steps=150, seed=3, check=check)
     assert actions.shape == (150, NUM_ENVS, SLATE_SIZE)
@@ -71,14 +72,14 @@ def test_act_handles_a_single_shopper_batch(name):
 def test_same_seed_gives_same_actions(name):
     first = rollout(*build_agent(name, seed=5), steps=60, seed=11)
     second = rollout(*build_agent(name, seed=5), steps=60, seed=11)
-    np.testing.assert_array_equal(first, second)
+    assert torch.equal(first, second)
 
 
 @pytest.mark.parametrize("name", ["random", "epsilon-greedy", "static-mf"])
 def test_agent_seed_changes_the_actions_of_stochastic_agents(name):
     first = rollout(*build_agent(name, seed=5), steps=30, seed=11)
     second = rollout(*build_agent(name, seed=6), steps=30, seed=11)
-    assert not np.array_equal(first, second)
+    assert not torch.equal(first, second)
 
 
 def test_oracles_have_no_learned_state():
@@ -99,11 +100,12 @@ def test_save_then_load_into_a_fresh_agent_restores_state_and_actions(name, tmp_
     fresh.load(path)
     assert_state_equal(fresh.state_dict(), agent.state_dict())
 
-    observation, info = env.reset(seed=9)
+    observation, _ = env.reset(seed=9)
     for _ in range(5):
-        agent.rng, fresh.rng = np.random.default_rng(42), np.random.default_rng(42)
-        np.testing.assert_array_equal(fresh.act(observation, info), agent.act(observation, info))
-        observation, _, _, _, info = env.step(agent.act(observation, info))
+        agent.generator.manual_seed(42)
+        fresh.generator.manual_seed(42)
+        assert torch.equal(fresh.act(observation), agent.act(observation))
+        observation = env.step(agent.act(observation)).observation
 
 
 def test_learning_agents_have_state_to_save():
@@ -146,7 +148,8 @@ def test_agents_reject_a_batched_action_space(name):
 def test_agents_keep_no_reference_to_the_world_or_the_simulator(name):
     env, agent = build_agent(name)
     rollout(env, agent, steps=20, seed=0)
-    assert reachable_instances(agent, (World, ShopperSimulator, gym.vector.VectorEnv, gym.Env)) == []
+    truth = (World, ShopperSimulator, TorchVectorEnv, gym.vector.VectorEnv, gym.Env)
+    assert reachable_instances(agent, truth) == []
 
 
 @pytest.mark.parametrize("name", NAMES)

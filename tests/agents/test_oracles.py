@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 import itertools
 
-import numpy as np
 import pytest
 import torch
 
@@ -78,13 +77,11 @@ def test_without_position_effects_and_with_click_reward_the_oracle_shows_the_top
 def test_myopic_oracle_acts_through_the_simulator_of_its_env():
     env = synthetic_env(num_envs=4, shoppers="test")
     agent = MyopicOracleAgent(env.single_observation_space, env.single_action_space, device="cpu")
-    observation, info = env.reset(seed=0)
+    observation, _ = env.reset(seed=0)
     with pytest.raises(ConfigError, match="attach"):
-        agent.act(observation, info)
+        agent.act(observation)
     agent.attach(env)
-    np.testing.assert_array_equal(
-        agent.act(observation, info), myopic_slates(env.unwrapped.simulator).numpy()
-    )
+    assert torch.equal(agent.act(observation), myopic_slates(env.simulator))
     with pytest.raises(ConfigError, match="shopgym shopper environment"):
         agent.attach(object())
 
@@ -100,17 +97,17 @@ def test_planning_oracle_leaves_the_real_simulator_untouched():
         tuning_rows=8,
     )
     agent.attach(env)
-    observation, info = env.reset(seed=0)
-    simulator = env.unwrapped.simulator
+    observation, _ = env.reset(seed=0)
+    simulator = env.simulator
     before = simulator.snapshot()
-    slate = agent.act(observation, info)
+    slate = agent.act(observation)
     after = simulator.snapshot()
     for part, state in before["parts"].items():
         for key, value in state.items():
             assert torch.equal(value, after["parts"][part][key]), (part, key)
     for part, generator_state in before["generators"].items():
         assert torch.equal(generator_state, after["generators"][part]), part
-    assert env.action_space.contains(slate)
+    assert env.single_action_space.contains(slate[0].numpy())
 
 
 def test_planning_oracle_with_only_the_myopic_policy_is_the_myopic_oracle():
@@ -119,11 +116,11 @@ def test_planning_oracle_with_only_the_myopic_policy_is_the_myopic_oracle():
         env.single_observation_space, env.single_action_space, device="cpu", experience_weights=(), rollouts=2
     )
     planner.attach(env)
-    observation, info = env.reset(seed=2)
+    observation, _ = env.reset(seed=2)
     for _ in range(10):
-        slate = planner.act(observation, info)
-        np.testing.assert_array_equal(slate, myopic_slates(env.unwrapped.simulator).numpy())
-        observation, _, _, _, info = env.step(slate)
+        slate = planner.act(observation)
+        assert torch.equal(slate, myopic_slates(env.simulator))
+        observation = env.step(slate).observation
 
 
 def test_planning_oracle_rejects_bad_settings():
@@ -140,11 +137,11 @@ def test_planning_oracle_follows_the_policy_of_the_best_simulated_return():
     world = dataclasses.replace(world, item_quality=quality)
     options = {"world": world, "quality_weight": 1.0, "leave_after_unsatisfying": 2, "no_click_utility": -1.0}
     env = synthetic_env(num_envs=8, shoppers="test", **options)
-    simulator = env.unwrapped.simulator
+    simulator = env.simulator
     planner = PlanningOracleAgent(
         env.single_observation_space, env.single_action_space, device="cpu", tuning_rows=64
     )
-    observation, info = env.reset(seed=1)
+    observation, _ = env.reset(seed=1)
     before = simulator.snapshot()
     oracles._TUNED.clear()  # tune here, not in an earlier test
     planner.attach(env)
@@ -159,7 +156,5 @@ def test_planning_oracle_follows_the_policy_of_the_best_simulated_return():
     assert set(returns) == {0.0, 0.25, 0.5, 1.0}
     assert planner.base_weight == max(returns, key=returns.get) > 0
     assert returns[planner.base_weight] > returns[0.0]
-    np.testing.assert_array_equal(
-        planner.act(observation, info), myopic_slates(simulator, planner.base_weight).numpy()
-    )
+    assert torch.equal(planner.act(observation), myopic_slates(simulator, planner.base_weight))
     assert planner.describe()["base_experience_weight"] == planner.base_weight

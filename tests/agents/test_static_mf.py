@@ -84,8 +84,8 @@ def test_fit_draws_its_log_from_the_train_shoppers(spy_collect_log):
     train_env = synthetic_env(num_envs=8, shoppers="train")
     agent = _agent(train_env)
     agent.fit(train_env, budget=200, seed=0)
-    world = train_env.unwrapped.simulator.world
-    population = set(spy_collect_log[0]["env"].unwrapped.simulator.population.members.tolist())
+    world = train_env.simulator.world
+    population = set(spy_collect_log[0]["env"].simulator.population.members.tolist())
     assert population == set(world.shopper_indices("train").tolist())
     assert population.isdisjoint(world.shopper_indices("test").tolist())
 
@@ -138,15 +138,13 @@ def test_training_loss_decreases_and_the_model_learns_click_rates():
     assert losses[-1] < 0.9 * losses[0]
     assert losses[-1] < losses[len(losses) // 2] < losses[0]
     # Its mean predicted click probability per item follows the item's click rate in the log.
-    items = log.shown_ids.ravel()
+    items = log.shown_ids.numpy().ravel()
     with torch.no_grad():
-        logits = agent.model(
-            torch.as_tensor(np.repeat(log.history_ids, 3, axis=0)),
-            torch.as_tensor(log.shown_ids.reshape(-1, 1)),
-        )
+        logits = agent.model(log.history_ids.repeat_interleave(3, 0), log.shown_ids.reshape(-1, 1))
     predicted = torch.sigmoid(logits).numpy().ravel()
     impressions = np.bincount(items, minlength=NUM_ITEMS)
-    click_rate = np.bincount(items, weights=log.clicks.ravel(), minlength=NUM_ITEMS) / impressions
+    clicks = log.clicks.numpy().ravel()
+    click_rate = np.bincount(items, weights=clicks, minlength=NUM_ITEMS) / impressions
     mean_prediction = np.bincount(items, weights=predicted, minlength=NUM_ITEMS) / impressions
     assert np.corrcoef(click_rate, mean_prediction)[0, 1] > 0.9
 
@@ -162,10 +160,9 @@ def test_fitted_agent_beats_its_untrained_self_on_click_prediction():
         k = held_out.shown_ids.shape[1]
         with torch.no_grad():
             logits = agent.model(
-                torch.as_tensor(np.repeat(held_out.history_ids, k, axis=0)),
-                torch.as_tensor(held_out.shown_ids.reshape(-1, 1)),
+                held_out.history_ids.repeat_interleave(k, 0), held_out.shown_ids.reshape(-1, 1)
             )
-        labels = torch.as_tensor(held_out.clicks.reshape(-1, 1)).float()
+        labels = held_out.clicks.reshape(-1, 1).float()
         return float(torch.nn.functional.binary_cross_entropy_with_logits(logits, labels))
 
     assert held_out_loss(trained) < held_out_loss(untrained) - 0.05

@@ -118,11 +118,11 @@ def test_runner_fits_on_train_shoppers_and_evaluates_held_out_ones(monkeypatch, 
     for name, env, _ in evaluated:
         assert id(env) in test_envs
         # Only the oracle sees true utilities.
-        assert env.unwrapped.oracle_info == AGENTS[name].needs_oracle
+        assert env.oracle_info == AGENTS[name].needs_oracle
     assert all(not oracle for shoppers, oracle, _ in made if shoppers == "train")
-    world = made[0][2].unwrapped.simulator.world
+    world = made[0][2].simulator.world
     for shoppers, _, env in made:
-        population = env.unwrapped.simulator.population.members
+        population = env.simulator.population.members
         assert set(population.tolist()) == set(world.shopper_indices(shoppers).tolist())
     assert sorted(seed for _, _, seed in evaluated) == [0] * len(DEFAULT_AGENTS) + [1] * len(DEFAULT_AGENTS)
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from shopgym.agents import Agent, RandomAgent, make_agent
+from shopgym.envs.torch_env import TorchVectorEnv
 from shopgym.experiments.evaluation import RECORD_COLUMNS, evaluate
 
 from .helpers import synthetic_env
@@ -16,37 +18,26 @@ from .helpers import synthetic_env
 MAX_STEPS = 50  # ShopperConfig default
 
 
-class RecordingEnv:
-    """Passes everything through to a vector env and keeps each step's numbers."""
+class RecordingEnv(TorchVectorEnv):
+    """The torch env of ``env`` (a shopgym Gymnasium vector env), keeping each step's numbers."""
 
     def __init__(self, env):
+        torch_env = env.torch_env
+        super().__init__(torch_env.simulator, env.single_observation_space, env.single_action_space)
         self.env = env
-        self.num_envs = env.num_envs
-        self.metadata = env.metadata
         self.steps: list[dict[str, np.ndarray]] = []
 
-    def reset(self, **kwargs):
-        return self.env.reset(**kwargs)
-
-    def step(self, action):
-        result = self.env.step(action)
-        _, reward, terminated, truncated, info = result
-        done = terminated | truncated
-        # Gymnasium's layout: an ended session's last step is under final_info (and the
-        # top level lacks the key when every session ended).
-        last_step = {}
-        for key in ("clicks", "purchases"):
-            value = info[key] if key in info else info["final_info"][key]
-            last_step[key] = np.where(done[:, None], info["final_info"][key], value) if done.any() else value
+    def step(self, slates):
+        step = super().step(slates)
         self.steps.append(
             {
-                "reward": reward.copy(),
-                "done": done,
-                "clicks": last_step["clicks"].sum(1),
-                "purchases": last_step["purchases"].sum(1),
+                "reward": step.reward.numpy().copy(),
+                "done": step.done.numpy(),
+                "clicks": step.clicks.sum(1).numpy(),
+                "purchases": step.purchases.sum(1).numpy(),
             }
         )
-        return result
+        return step
 
 
 def _random(env, seed=0):
@@ -145,9 +136,9 @@ class CountingAgent(Agent):
         self.acted = 0
         self.observed: list = []
 
-    def act(self, observation, info: dict[str, Any]) -> np.ndarray:
+    def act(self, observation) -> torch.Tensor:
         self.acted += 1
-        self.last = (observation, RandomAgent.act(self, observation, info))
+        self.last = (observation, RandomAgent.act(self, observation))
         return self.last[1]
 
     def observe(self, transition) -> None:
