@@ -48,6 +48,7 @@ Randomness
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from typing import Any, NamedTuple
@@ -134,10 +135,8 @@ class ObservationEncoder:
         self.empty_id = int(ids.nvec.flat[0]) - 1 if isinstance(ids, spaces.MultiDiscrete) else None
         self.profile_key = None
         if not self.history:
-            self.profile_key = next(
-                (key for key, space in entries.items() if isinstance(space, spaces.Box) and space.shape == (f,)),
-                None,
-            )
+            vectors = [key for key, space in entries.items() if isinstance(space, spaces.Box)]
+            self.profile_key = next((key for key in vectors if entries[key].shape == (f,)), None)
         self.profile_size = f if self.history or self.profile_key is not None else 0
         self.float_keys: list[str] = []
         self.integer_keys: list[tuple[str, int]] = []  # (key, classes); 2 classes: read as a float
@@ -188,7 +187,7 @@ def mlp(sizes: list[int], final_gain: float, generator: torch.Generator) -> nn.S
     """Linear-tanh layers of ``sizes``, orthogonally initialised (hidden gain √2, the
     last layer ``final_gain``: 0.01 keeps the first policy near uniform), biases zero."""
     layers: list[nn.Module] = []
-    for index, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+    for index, (fan_in, fan_out) in enumerate(itertools.pairwise(sizes)):
         layer = nn.Linear(fan_in, fan_out)
         last = index == len(sizes) - 2
         nn.init.orthogonal_(layer.weight, gain=final_gain if last else math.sqrt(2), generator=generator)
@@ -586,7 +585,8 @@ class PPOAgent(Agent):
             if self.target_kl is not None and float(kl) > self.target_kl:
                 break
         means = (totals / count).tolist()
-        return dict(zip(("policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction"), means, strict=True))
+        names = ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction")
+        return dict(zip(names, means, strict=True))
 
     # ------------------------------------------------------------------ bookkeeping
     def describe(self) -> dict[str, Any]:

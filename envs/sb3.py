@@ -18,7 +18,7 @@ from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices
 
 from shopgym.envs.core import row, to_numpy
 from shopgym.envs.spaces import feature_space
-from shopgym.envs.torch_env import ShopperTorchEnv
+from shopgym.envs.torch_env import ShopperTorchEnv, TorchVectorEnv
 from shopgym.simulator.config import ShopperConfig
 from shopgym.simulator.errors import ConfigError
 from shopgym.simulator.world import World
@@ -57,6 +57,11 @@ class ShopperSB3VecEnv(VecEnv):
     those of :class:`ShopperSlot`. The batch's methods (``reset``, ``step``,
     ``seed``, ``close``, ...) act on the one simulator of every shopper and cannot be
     called for one sub-environment: that is a ``ConfigError``.
+
+    :meth:`from_torch_env` builds the adapter over an existing torch env instead.
+    Slates from SB3's own policies over this ``MultiDiscrete`` space may repeat items
+    (a ``SlateError``): :mod:`shopgym.envs.slate_wrappers` has the wrappers through
+    which SB3's algorithms build valid slates.
     """
 
     def __init__(
@@ -72,17 +77,39 @@ class ShopperSB3VecEnv(VecEnv):
     ):
         if observation not in OBSERVATION_MODES:
             raise ConfigError(f"observation must be one of {OBSERVATION_MODES}, got {observation!r}")
-        self.torch_env = ShopperTorchEnv(num_envs, world, shoppers, device, oracle_info, config, **options)
-        self.simulator = self.torch_env.simulator
-        self.oracle_info = oracle_info
+        torch_env = ShopperTorchEnv(num_envs, world, shoppers, device, oracle_info, config, **options)
+        self._attach(torch_env, observation)
+
+    @classmethod
+    def from_torch_env(cls, torch_env: TorchVectorEnv, observation: ObservationMode = "full") -> ShopperSB3VecEnv:
+        """The SB3 adapter over an existing torch env (e.g. the :class:`ShopperTorchEnv` of
+        train shoppers that ``Agent.fit`` receives), without building a second simulator.
+
+        The adapter steps ``torch_env`` itself: both share one simulator and its random
+        streams, so use one of them at a time. ``oracle_info`` is the torch env's.
+        """
+        if observation not in OBSERVATION_MODES:
+            raise ConfigError(f"observation must be one of {OBSERVATION_MODES}, got {observation!r}")
+        if not isinstance(torch_env, TorchVectorEnv):
+            raise ConfigError(f"expected a TorchVectorEnv, got {type(torch_env).__name__}")
+        adapter = cls.__new__(cls)
+        adapter._attach(torch_env, observation)
+        return adapter
+
+    def _attach(self, torch_env: TorchVectorEnv, observation: ObservationMode) -> None:
+        """Set the adapter up over ``torch_env`` (what both constructors share)."""
+        self.torch_env = torch_env
+        self.simulator = torch_env.simulator
+        self.oracle_info = bool(getattr(torch_env, "oracle_info", False))
         self.observation_mode = observation
         self.render_mode = None
-        self.slots = [ShopperSlot(self, index) for index in range(num_envs)]
-        space = self.torch_env.single_observation_space
-        super().__init__(
-            num_envs,
+        self.slots = [ShopperSlot(self, index) for index in range(torch_env.num_envs)]
+        space = torch_env.single_observation_space
+        VecEnv.__init__(
+            self,
+            torch_env.num_envs,
             space if observation == "full" else feature_space(space),
-            self.torch_env.single_action_space,
+            torch_env.single_action_space,
         )
         self._actions: np.ndarray | None = None
 

@@ -8,6 +8,9 @@ For each environment preset and batch size B it times, in one process:
 - ``core, compiled``: the same step under ``torch.compile`` (at the batch sizes
   ``--compile-batch-sizes``; a compile that fails is a skipped row, and the eager
   rows stand);
+- ``torch env``: :func:`shopgym.envs.make_torch_env` (``TorchVectorEnv``), tensors in and
+  out on the device, the next observation every step, slates checked (its default);
+  ``torch env, unchecked``: the same with ``check_slates=False``;
 - ``gym vector env``: ``gymnasium.make_vec(ID, num_envs=B, device=...)``, NumPy in and out;
 - ``SB3 VecEnv``: :class:`shopgym.envs.sb3.ShopperSB3VecEnv` (shopper presets only);
 - ``single env``: ``gymnasium.make(ID)`` at its defaults (B = 1), reset when an
@@ -58,7 +61,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-import shopgym.envs  # noqa: F401  (registers the environments)
+from shopgym.envs import make_torch_env
 from shopgym.envs.sb3 import ShopperSB3VecEnv
 from shopgym.simulator.build import resolve_world
 from shopgym.simulator.device import resolve_device
@@ -71,13 +74,15 @@ from shopgym.simulator.shoppers import ShopperSimulator
 from shopgym.simulator.world import World
 
 DEFAULT_ENVS = ("shopgym/Shopper-v0", "shopgym/Shopper-v1", "shopgym/InterestEvolution-v0")
-ADAPTERS = ("core", "vector", "sb3", "single")
-"""What ``--adapters`` accepts: the batched core, the Gymnasium vector env, the SB3
-VecEnv and the single env (the reference is ``--reference``, the compiled core
-``--compile``)."""
+ADAPTERS = ("core", "torch", "vector", "sb3", "single")
+"""What ``--adapters`` accepts: the batched core, the torch env (checked and unchecked),
+the Gymnasium vector env, the SB3 VecEnv and the single env (the reference is
+``--reference``, the compiled core ``--compile``)."""
 LABELS = {
     "core": "core",
     "compiled": "core, compiled",
+    "torch": "torch env",
+    "torch-unchecked": "torch env, unchecked",
     "vector": "gym vector env",
     "sb3": "SB3 VecEnv",
     "single": "single env",
@@ -104,7 +109,8 @@ class BenchmarkConfig:
     batch_sizes: tuple[int, ...] = (1, 64, 4096, 65536)
     """Numbers of shoppers B stepped together (in increasing order; larger on a GPU)."""
     adapters: tuple[str, ...] = ADAPTERS
-    """What to time: core, vector (Gymnasium vector env), sb3 (SB3 VecEnv), single (B = 1)."""
+    """What to time: core, torch (torch env), vector (Gymnasium vector env), sb3 (SB3 VecEnv),
+    single (B = 1)."""
     reference: bool = True
     """Time the per-shopper reference simulator too, and the core's speed-up over it."""
     seconds: float = 2.0
@@ -319,8 +325,9 @@ def _measure_env(config: BenchmarkConfig, env_id: str, device: torch.device, rep
     per_step: dict[str, tuple[int, float]] = {}  # adapter -> (B, seconds per step) of its last cell
     for batch in config.batch_sizes:
         compiled = config.compile and "core" in config.adapters and batch in config.compile_batch_sizes
-        kinds = ["core", *(["compiled"] if compiled else []), "vector", "sb3"]
-        for kind in (kind for kind in kinds if kind in config.adapters or kind == "compiled"):
+        kinds = ["core", *(["compiled"] if compiled else []), "torch", "torch-unchecked", "vector", "sb3"]
+        wanted = {*config.adapters, "compiled", *(["torch-unchecked"] if "torch" in config.adapters else [])}
+        for kind in (kind for kind in kinds if kind in wanted):
             make = _stepper_factory(kind, base, world, env_id, batch, device, config.seed)
             row = _cell(config, env_id, kind, batch, make, per_step.get(kind))
             if row.steps:
@@ -408,6 +415,8 @@ def _stepper_factory(
         return lambda: _core_stepper(
             _core_simulator(base, world, batch, device, seed), seed, kind == "compiled"
         )
+    if kind in ("torch", "torch-unchecked"):
+        return lambda: _torch_env_stepper(env_id, world, batch, device, seed, kind == "torch")
     if kind == "vector":
         return lambda: _vector_stepper(env_id, world, batch, device, seed)
     return lambda: _sb3_stepper(base, world, batch, device, seed)
@@ -468,6 +477,24 @@ def _core_stepper(simulator: Simulator, seed: int, compiled: bool = False) -> Ca
         run(0)  # compiles
     except Exception as exc:  # any failure to compile: report it, keep the eager rows
         raise Skip(f"torch.compile failed ({_first_line(exc)}); the eager core stands") from exc
+    return run
+
+
+def _torch_env_stepper(
+    env_id: str, world: World | None, batch: int, device: torch.device, seed: int, check: bool
+) -> Callable[[int], None]:
+    """A step of the torch env on pre-drawn slates on the device (checked or not)."""
+    options: dict[str, Any] = {} if world is None else {"world": world}
+    env = make_torch_env(env_id, batch, device=device, check_slates=check, **options)
+    env.reset(seed=seed)
+    slates = _torch_slates(env.simulator, seed)
+    synchronize = env.device.type == "cuda"
+
+    def run(index: int) -> None:
+        env.step(slates[index % SLATE_POOL])
+        if synchronize:
+            torch.cuda.synchronize()
+
     return run
 
 
@@ -678,13 +705,15 @@ def _targets(report: Report, device: torch.device) -> list[Target]:
     what, rate = report.best_core(v1, 4096) or ("", None)
     name = "Shopper-v1 core at B=4,096 >= 500,000 shopper-steps/s"
     at_least(name, rate, 5e5, f"{rate or 0:,.0f} ({what})", "Shopper-v1 at B=4,096 not in this run")
-    targets.append(
-        Target(
-            "Shopper-v1 torch env at B=4,096 >= 0.8x the core",
-            "not measured",
-            "there is no torch-native batched env yet (issue 8, item 1)",
+    for kind in ("torch", "torch-unchecked"):
+        rate, eager = report.rate(v1, LABELS[kind], 4096), report.rate(v1, LABELS["core"], 4096)
+        at_least(
+            f"Shopper-v1 {LABELS[kind]} at B=4,096 >= 0.8x the core",
+            rate / eager if rate and eager else None,
+            0.8,
+            f"{(rate or 0) / (eager or 1):.2f}x ({rate or 0:,.0f} / {eager or 0:,.0f}, the eager core)",
+            f"Shopper-v1's {LABELS[kind]} and core at B=4,096 not in this run",
         )
-    )
     vector, eager = report.rate(v1, LABELS["vector"], 4096), report.rate(v1, LABELS["core"], 4096)
     at_least(
         "Shopper-v1 gym vector env at B=4,096 >= 0.5x the core",
@@ -731,6 +760,14 @@ def _targets(report: Report, device: torch.device) -> list[Target]:
             1e8,
             f"{rate or 0:,.0f} at B=65,536 ({what})",
             "InterestEvolution-v0 at B=65,536 not run",
+        )
+        rate, core = report.rate(ie, LABELS["torch"], 65536), report.rate(ie, LABELS["core"], 65536)
+        at_least(
+            "CUDA: InterestEvolution-v0 torch env >= 0.8x the core",
+            rate / core if rate and core else None,
+            0.8,
+            f"{(rate or 0) / (core or 1):.2f}x at B=65,536",
+            "InterestEvolution-v0's torch env at B=65,536 not run",
         )
     return targets
 

@@ -65,3 +65,41 @@ def plot_reward_curves(episodes: pd.DataFrame, path: str | Path, title: str = ""
     figure.savefig(path)
     plt.close(figure)
     return path
+
+
+def learning_curves(curves: pd.DataFrame) -> pd.DataFrame:
+    """Mean held-out return at each training point, across seeds.
+
+    Args:
+        curves: learning-curve records (``agent, seed, steps, return``, ...), one row
+            per (agent, seed, point), as the runner writes them.
+
+    Returns:
+        Columns ``agent, steps, mean, low, high`` (95% bootstrap interval over seeds).
+    """
+    rows = []
+    for (agent, steps), group in curves.groupby(["agent", "steps"], sort=False):
+        values = group["return"].to_numpy()
+        low, high = bootstrap_ci(values)
+        rows.append({"agent": agent, "steps": steps, "mean": values.mean(), "low": low, "high": high})
+    return pd.DataFrame(rows).sort_values(["agent", "steps"], kind="stable")
+
+
+def plot_learning_curves(curves: pd.DataFrame, path: str | Path, title: str = "") -> Path:
+    """Write a PNG of held-out return vs training slates, one line and 95% band per agent."""
+    summary = learning_curves(curves)
+    figure, axis = plt.subplots(figsize=(7, 4.2), dpi=120)
+    for agent, curve in summary.groupby("agent", sort=False):
+        axis.plot(curve["steps"], curve["mean"], marker="o", markersize=3, label=agent, linewidth=1.8)
+        axis.fill_between(curve["steps"], curve["low"], curve["high"], alpha=0.25)
+    seeds = curves.groupby("agent")["seed"].nunique().min()
+    axis.set_xlabel("training slates (shopper-steps on train shoppers)")
+    axis.set_ylabel("return per episode (held-out shoppers)")
+    axis.set_title(title or f"Learning curves: mean and 95% bootstrap CI over {seeds} seeds")
+    axis.grid(alpha=0.3)
+    axis.legend(frameon=False, fontsize=8, loc="best")
+    figure.tight_layout()
+    path = Path(path)
+    figure.savefig(path)
+    plt.close(figure)
+    return path

@@ -6,13 +6,18 @@ Run directory layout::
     config.json              the run's configuration, the World's hash and card summary
     records/<agent>__seed<s>.csv   per-episode records of one (agent, seed), written atomically
     records/<agent>__seed<s>.json  what that agent was trained on, wall time
+    records/<agent>__seed<s>.curve.csv  learning curve of an agent that trains first:
+                             mean return on held-out shoppers at points of training
     episodes.csv             all records (agent, seed, episode, return, clicks, ...)
+    curves.csv               all learning-curve records (agent, seed, steps, wall time, return, CI)
     summary.csv              per agent: mean and 95% CI of return, CTR, purchases per session
     reward_curve.png         return vs evaluation episode with 95% bands
+    learning_curve.png       return on held-out shoppers vs training slates, 95% bands over seeds
 
 An interrupted run resumes: finished (agent, seed) records are kept and skipped.
-Seeds: seed ``s`` seeds the agent and the evaluation environment with ``s``, and the
-training environment with ``TRAIN_SEED_OFFSET + s``.
+Seeds: seed ``s`` seeds the agent and the evaluation environment with ``s``, the
+training environment with ``TRAIN_SEED_OFFSET + s`` and the learning-curve evaluations
+with ``CURVE_SEED_OFFSET + s`` (the same held-out draws at every point of a curve).
 """
 
 from __future__ import annotations
@@ -35,8 +40,8 @@ from shopgym.agents import AGENTS, make_agent
 from shopgym.envs import make_torch_env
 from shopgym.envs.core import CONFIG_FIELDS
 from shopgym.experiments.evaluation import RECORD_COLUMNS, evaluate
-from shopgym.experiments.plots import plot_reward_curves
-from shopgym.experiments.stats import format_table, summarize
+from shopgym.experiments.plots import plot_learning_curves, plot_reward_curves
+from shopgym.experiments.stats import format_table, mean_ci, summarize
 from shopgym.simulator.build import resolve_world
 from shopgym.simulator.config import ShopperConfig
 from shopgym.simulator.device import resolve_device
@@ -44,6 +49,8 @@ from shopgym.simulator.errors import ConfigError, DataError
 from shopgym.simulator.world import World
 
 TRAIN_SEED_OFFSET = 10_000
+CURVE_SEED_OFFSET = 20_000
+CURVE_COLUMNS = ("steps", "wall_time_s", "episodes", "return", "return_low", "return_high")
 
 
 @dataclass(frozen=True)
@@ -62,6 +69,10 @@ class RunConfig:
     """Training budget of agents that train before evaluation, in slates shown to train shoppers."""
     num_envs: int = 50
     """Shoppers simulated in parallel (evaluation rounds = episodes / num_envs)."""
+    curve_points: int = 10
+    """Points of training at which agents that train first are evaluated (0: no learning curves)."""
+    curve_episodes: int = 100
+    """Held-out episodes per learning-curve point."""
     out: Path | None = None
     """Run directory (default: runs/<env>__<time>). An existing one is resumed."""
     device: str = "auto"
@@ -83,9 +94,11 @@ class RunConfig:
         return names
 
     def validate(self) -> None:
-        for name in ("seeds", "episodes", "num_envs", "train_slates"):
+        for name in ("seeds", "episodes", "num_envs", "train_slates", "curve_episodes"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+        if self.curve_points < 0:
+            raise ConfigError(f"--curve-points must be >= 0, got {self.curve_points}")
         if self.env not in gym.registry:
             shopgym_ids = sorted(env_id for env_id in gym.registry if env_id.startswith("shopgym/"))
             raise ConfigError(f"--env: unknown environment {self.env!r}; available: {', '.join(shopgym_ids)}")
@@ -131,13 +144,21 @@ def run_experiment(config: RunConfig) -> Path:
     summary = summarize(episodes)
     _atomic_csv(summary, out / "summary.csv")
     plot_reward_curves(episodes, out / "reward_curve.png")
+    written = [out / "episodes.csv", out / "summary.csv", out / "reward_curve.png"]
+    curve_paths = [_curve_path(out, n, s) for n in names for s in range(config.seeds)]
+    curves = [_read_curve(path) for path in curve_paths if path.is_file()]
+    if curves:
+        curves = pd.concat(curves, ignore_index=True)
+        _atomic_csv(curves, out / "curves.csv")
+        plot_learning_curves(curves, out / "learning_curve.png")
+        written += [out / "curves.csv", out / "learning_curve.png"]
     features = json.loads((out / "config.json").read_text())["shopper_config"]["item_features"]
     _print(
         f"\n{config.env} (item features: {features}), {config.seeds} seeds x {config.episodes} episodes "
         "on held-out shoppers (mean and 95% bootstrap CI over seeds)\n"
     )
     _print(format_table(summary))
-    _print(f"\nwrote {out / 'episodes.csv'}, {out / 'summary.csv'}, {out / 'reward_curve.png'}")
+    _print(f"\nwrote {', '.join(str(path) for path in written)}")
     return out
 
 
@@ -151,10 +172,20 @@ def _world_for(config: RunConfig, device: torch.device) -> World:
         raise ConfigError(f"--world: {exc}") from exc
 
 
-def _make_env(config: RunConfig, world: World, device: torch.device, shoppers: str, oracle: bool):
+def _make_env(
+    config: RunConfig,
+    world: World,
+    device: torch.device,
+    shoppers: str,
+    oracle: bool,
+    episodes: int | None = None,
+):
+    """The torch env of ``shoppers``; a test env for ``episodes`` (default: the
+    evaluation's) has at most that many parallel shoppers."""
+    episodes = config.episodes if episodes is None else episodes
     return make_torch_env(
         config.env,
-        num_envs=min(config.num_envs, config.episodes) if shoppers == "test" else config.num_envs,
+        num_envs=min(config.num_envs, episodes) if shoppers == "test" else config.num_envs,
         world=world,
         shoppers=shoppers,
         device=device,
@@ -168,9 +199,11 @@ def _run_one(config: RunConfig, world: World, device: torch.device, name: str, s
     test_env = _make_env(config, world, device, "test", agent_class.needs_oracle)
     agent = make_agent(name, test_env.single_observation_space, test_env.single_action_space, seed, device)
     meta = {"agent": None, "seed": seed, "world_hash": world.hash}
+    curve: list[dict] = []
     if agent_class.trains_before_evaluation:
         train_env = _make_env(config, world, device, "train", False)
-        agent.fit(train_env, config.train_slates, seed=TRAIN_SEED_OFFSET + seed)
+        checkpoint = _curve_checkpoint(config, world, device, agent, seed, started, curve)
+        agent.fit(train_env, config.train_slates, seed=TRAIN_SEED_OFFSET + seed, checkpoint=checkpoint)
         meta["training_env"] = {
             "shoppers": "train",
             "seed": TRAIN_SEED_OFFSET + seed,
@@ -186,9 +219,47 @@ def _run_one(config: RunConfig, world: World, device: torch.device, name: str, s
         "train_wall_time_s": round(trained - started, 3),
         "eval_wall_time_s": round(time.perf_counter() - trained, 3),
     }
-    # The .json first: a records .csv marks the (agent, seed) done, so it is written last.
+    # The .json and the curve first: a records .csv marks the (agent, seed) done, so it is
+    # written last.
     _atomic_write(_record_path(out, name, seed).with_suffix(".json"), json.dumps(meta, indent=2))
+    if curve:
+        frame = pd.DataFrame(curve, columns=list(CURVE_COLUMNS))
+        frame.insert(0, "seed", seed)
+        frame.insert(0, "agent", name)
+        _atomic_csv(frame, _curve_path(out, name, seed))
     _atomic_csv(records, _record_path(out, name, seed))
+
+
+def _curve_checkpoint(
+    config: RunConfig, world: World, device: torch.device, agent, seed: int, started: float, curve: list
+):
+    """The callback an agent calls at points of training: it evaluates the current policy
+    on ``curve_episodes`` held-out episodes and appends a learning-curve record.
+
+    The agent's random stream is put back after each evaluation, so that a run with
+    learning curves trains and evaluates exactly as one without."""
+    if not config.curve_points:
+        return None
+    env = _make_env(config, world, device, "test", False, episodes=config.curve_episodes)
+
+    def checkpoint(steps: int) -> None:
+        elapsed = time.perf_counter() - started
+        state = agent.generator.get_state()
+        returns = evaluate(agent, env, config.curve_episodes, seed=CURVE_SEED_OFFSET + seed)["return"]
+        agent.generator.set_state(state)
+        low, high = mean_ci(returns.to_numpy())
+        curve.append(
+            {
+                "steps": steps,
+                "wall_time_s": round(elapsed, 3),
+                "episodes": len(returns),
+                "return": float(returns.mean()),
+                "return_low": low,
+                "return_high": high,
+            }
+        )
+
+    return checkpoint
 
 
 def _read_records(path: Path) -> pd.DataFrame:
@@ -206,8 +277,23 @@ def _record_path(out: Path, name: str, seed: int) -> Path:
     return out / "records" / f"{name}__seed{seed}.csv"
 
 
+def _curve_path(out: Path, name: str, seed: int) -> Path:
+    return out / "records" / f"{name}__seed{seed}.curve.csv"
+
+
+def _read_curve(path: Path) -> pd.DataFrame:
+    try:
+        curve = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: unreadable learning curve ({exc}); delete it and its records") from exc
+    missing = sorted({"agent", "seed", *CURVE_COLUMNS} - set(curve.columns))
+    if missing:
+        raise DataError(f"{path}: learning curve lacks columns {missing}")
+    return curve
+
+
 # Options that change what a recorded episode means; a resumed run must match them.
-_RESUME_KEYS = ("env", "episodes", "train_slates", "num_envs", "world")
+_RESUME_KEYS = ("env", "episodes", "train_slates", "num_envs", "world", "curve_points", "curve_episodes")
 
 
 def _write_or_check_config(out: Path, config: RunConfig, world: World, device: torch.device) -> None:
@@ -231,6 +317,7 @@ def _write_or_check_config(out: Path, config: RunConfig, world: World, device: t
             "agent": "s",
             "evaluation_env": "s",
             "training_env": f"{TRAIN_SEED_OFFSET} + s",
+            "learning_curve_env": f"{CURVE_SEED_OFFSET} + s",
         },
         "device": str(device),
         "versions": {

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from statistics import NormalDist
+
 import numpy as np
 import pandas as pd
 
@@ -35,6 +37,19 @@ def bootstrap_ci(
     tail = (1 - confidence) / 2 * 100
     low, high = np.percentile(means, [tail, 100 - tail])
     return float(low), float(high)
+
+
+def mean_ci(values: np.ndarray, confidence: float = 0.95) -> tuple[float, float]:
+    """Normal-approximation interval of the mean of ``values``: for the episodes of one
+    evaluation, many and independent, so that their mean is close to normal. A single
+    value gives (value, value)."""
+    values = np.asarray(values, dtype=float)
+    mean = float(values.mean())
+    if len(values) < 2:
+        return mean, mean
+    z = NormalDist().inv_cdf(0.5 + confidence / 2)
+    half = z * float(values.std(ddof=1)) / np.sqrt(len(values))
+    return mean - half, mean + half
 
 
 def summarize(episodes: pd.DataFrame) -> pd.DataFrame:

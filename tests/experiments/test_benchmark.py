@@ -35,7 +35,13 @@ def test_benchmark_writes_every_row_and_the_header(tmp_path, capsys):
     for env in (SYNTHETIC, IE):
         expected += [(env, "single env", 1), (env, "reference", 1)]
         for batch in (1, 4):
-            expected += [(env, "core", batch), (env, "gym vector env", batch), (env, "SB3 VecEnv", batch)]
+            expected += [
+                (env, "core", batch),
+                (env, "torch env", batch),
+                (env, "torch env, unchecked", batch),
+                (env, "gym vector env", batch),
+                (env, "SB3 VecEnv", batch),
+            ]
     assert [(row.env, row.what, row.batch) for row in report.rows] == expected
     for row in report.rows:
         if row.env == IE and row.what == "SB3 VecEnv":
@@ -122,7 +128,7 @@ def test_a_failed_compile_is_a_skipped_row_and_slow_cells_are_capped(tmp_path, m
         ({"batch_sizes": (64, 1)}, "--batch-sizes"),
         ({"compile_batch_sizes": (-1,)}, "--compile-batch-sizes"),
         ({"state_batch_sizes": (4, 4)}, "--state-batch-sizes"),
-        ({"adapters": ("core", "torch")}, "--adapters"),
+        ({"adapters": ("core", "jax")}, "--adapters"),
         ({"seconds": 0.0}, "--seconds"),
         ({"max_cell_seconds": float("nan")}, "--max-cell-seconds"),
         ({"min_steps": 0}, "--min-steps"),

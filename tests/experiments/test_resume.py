@@ -42,7 +42,7 @@ def test_resume_redoes_only_the_missing_run_and_reproduces_it(tiny_run, tmp_path
     assert run_cli([*TINY_RUN, "--out", str(out)]) == 0
     assert "resuming: 9 (agent, seed) runs already recorded" in capsys.readouterr().out
     after = _stamps(out / "records")
-    redone = {"static-mf__seed1.csv", "static-mf__seed1.json"}
+    redone = {"static-mf__seed1.csv", "static-mf__seed1.json", "static-mf__seed1.curve.csv"}
     for name, stamp in before.items():
         if name not in redone:
             assert after[name] == stamp, f"{name} was rewritten"
