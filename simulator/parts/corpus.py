@@ -105,7 +105,15 @@ class Corpus(Part):
 
     def observe(self, state):
         candidates = state["candidates"]
-        return {"candidate_ids": candidates, "candidate_features": self.feature_table[candidates]}
+        # The final observation of a step and the next one usually share the candidates
+        # tensor (drawn before the sessions that ended were replaced), and the (B, N, F)
+        # gather is the largest part of an observation: gather it once per tensor. Parts
+        # never write into a state tensor, so the same tensor means the same candidates.
+        cached, features = getattr(self, "_observed", (None, None))
+        if cached is not candidates:
+            features = self.feature_table[candidates]
+            self._observed = (candidates, features)
+        return {"candidate_ids": candidates, "candidate_features": features}
 
     def observation_spec(self):
         n = self.config.num_candidates
