@@ -287,7 +287,6 @@ class InterestEvolutionSimulator:
         self.steps = torch.zeros(b, dtype=torch.long, device=dev)
         self.candidates: dict[str, torch.Tensor] = {
             "cluster": torch.zeros((b, n), dtype=torch.long, device=dev),
-            "features": torch.zeros((b, n, t), device=dev),
             "quality": torch.zeros((b, n), device=dev),
             "video_length": torch.zeros((b, n), device=dev),
         }
@@ -303,15 +302,16 @@ class InterestEvolutionSimulator:
 
     # ---------------------------------------------------------------- samplers
     def _draw_documents(self) -> dict[str, torch.Tensor]:
-        """(B, N) fresh videos: a uniform cluster, its one-hot features, a quality drawn around
-        the cluster's mean, and the fixed length (RecSim's utility-model video sampler)."""
+        """(B, N) fresh videos: a uniform cluster, a quality drawn around the cluster's mean,
+        and the fixed length (RecSim's utility-model video sampler). A video's features are
+        the one-hot of its cluster: the step reads the cluster, and only the observation
+        builds the (B, N, T) one-hot tensor (the largest of the state)."""
         config, generator = self.config, self.generators["documents"]
         shape = (self.num_shoppers, config.num_candidates)
         cluster = torch.randint(config.num_topics, shape, generator=generator, device=self.device)
         noise = torch.randn(shape, generator=generator, device=self.device)
         return {
             "cluster": cluster,
-            "features": torch.nn.functional.one_hot(cluster, config.num_topics).float(),
             "quality": self._cluster_means[cluster] + config.quality_std * noise,
             "video_length": torch.full(shape, config.video_length, device=self.device),
         }
@@ -353,9 +353,11 @@ class InterestEvolutionSimulator:
         self.candidates = self._draw_documents()
 
     # ------------------------------------------------------------------- step
-    def scores(self, features: torch.Tensor) -> torch.Tensor:
-        """(B, n) scores of (B, n, T) video features for the current users: interests · features."""
-        return torch.einsum("bt,bnt->bn", self.interests, features)
+    def scores(self, clusters: torch.Tensor) -> torch.Tensor:
+        """(B, n) scores of videos of (B, n) clusters for the current users: interests ·
+        features, where the features are the one-hot of the cluster (so, exactly, the
+        interest in the video's cluster)."""
+        return self.interests.gather(1, clusters)
 
     def step(self, slates: torch.Tensor, check: bool = True) -> StepOutcome:
         """Show (B, k) slates of candidate indices; advance every user by one step.
@@ -378,15 +380,12 @@ class InterestEvolutionSimulator:
         if check:
             check_slates(slates, self.num_shoppers, config.slate_size, config.num_candidates)
         slates = slates.to(dev, torch.long)
-        shown = {key: value.gather(1, slates) for key, value in self.candidates.items() if key != "features"}
-        features = self.candidates["features"].gather(
-            1, slates[:, :, None].expand(-1, -1, config.num_topics)
-        )  # (B, k, T)
+        shown = {key: value.gather(1, slates) for key, value in self.candidates.items()}
         # Each stream draws once per user and step, used or not.
         choice_uniform = torch.rand(self.num_shoppers, generator=self.generators["choice"], device=dev)
         flip = torch.rand(self.num_shoppers, generator=self.generators["interest_update"], device=dev)
 
-        scores = self.scores(features)  # (B, k)
+        scores = self.scores(shown["cluster"])  # (B, k)
         choice = sample_choice(choice_weights(config, scores), choice_uniform)  # (B,), k = no click
         clicked = choice < config.slate_size
         position = choice.clamp(max=config.slate_size - 1)
@@ -400,7 +399,8 @@ class InterestEvolutionSimulator:
 
         # Interest update toward (or away from) the clicked video's features. The expected
         # utility is scored before the interests move, as in RecSim.
-        doc = features.gather(1, position[:, None, None].expand(-1, 1, config.num_topics)).squeeze(1)
+        clicked_cluster = shown["cluster"].gather(1, position[:, None]).squeeze(1)
+        doc = torch.nn.functional.one_hot(clicked_cluster, config.num_topics).float()  # (B, T)
         utility = expected_utility(config, scores.gather(1, position[:, None]).squeeze(1))
         update = interest_step_size(config, self.interests) * doc * (doc - self.interests)
         positive = flip < ((self.interests + 1) / 2 * doc).sum(-1)
@@ -434,7 +434,7 @@ class InterestEvolutionSimulator:
             purchases=torch.zeros_like(clicks),
             terminated=terminated,
             truncated=truncated,
-            final_state=self.state(),
+            final_state=self._observed_state(),
             info={"watch_time": watch_time, "time_budget": self.time_budget.clone()},
         )
         # A new session starts on the candidates just drawn: they do not depend on the user.
@@ -443,12 +443,14 @@ class InterestEvolutionSimulator:
 
     # ------------------------------------------------------------ observation
     def state(self) -> dict[str, torch.Tensor]:
-        """Copies of the tensors that :meth:`observe` reads (keys as in the observation)."""
-        return {
-            "user": self.interests.clone(),
-            "doc_features": self.candidates["features"].clone(),
-            **{key: value.clone() for key, value in self.response.items()},
-        }
+        """Copies of the tensors that :meth:`observe` reads."""
+        return {key: value.clone() for key, value in self._observed_state().items()}
+
+    def _observed_state(self) -> dict[str, torch.Tensor]:
+        """The tensors that :meth:`observe` reads (``user``, ``doc_cluster`` and the
+        responses). No copies: the step replaces these tensors and never writes into them,
+        so the ones handed out in ``StepOutcome.final_state`` stay as they were."""
+        return {"user": self.interests, "doc_cluster": self.candidates["cluster"], **self.response}
 
     def observe(self, state: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
         """RecSim's observation of each user, as tensors (of ``state`` when given, e.g. an
@@ -463,13 +465,9 @@ class InterestEvolutionSimulator:
             shown videos (all zeros before a session's first slate). Candidate quality is not
             observed, as in RecSim.
         """
-        if state is None:
-            state = {
-                "user": self.interests,
-                "doc_features": self.candidates["features"],
-                **self.response,
-            }
-        return {key: state[key] for key in OBSERVATION_KEYS}
+        state = self._observed_state() if state is None else state
+        features = torch.nn.functional.one_hot(state["doc_cluster"], self.config.num_topics).float()
+        return {"user": state["user"], "doc_features": features, **{key: state[key] for key in RESPONSE_KEYS}}
 
     # ------------------------------------------------------- snapshot/restore
     def snapshot(self) -> dict:

@@ -33,12 +33,11 @@ def make(num_users: int = 1, seed: int = 0, **options) -> InterestEvolutionSimul
 
 def set_candidates(simulator: InterestEvolutionSimulator, clusters, quality=None, length=None) -> None:
     """Give every user the (N,) candidate ``clusters`` (and qualities and lengths)."""
-    b, t = simulator.num_shoppers, simulator.config.num_topics
+    b = simulator.num_shoppers
     cluster = torch.as_tensor(clusters).expand(b, -1).clone()
     n = cluster.shape[1]
     simulator.candidates = {
         "cluster": cluster,
-        "features": torch.nn.functional.one_hot(cluster, t).float(),
         "quality": torch.zeros(b, n) if quality is None else torch.as_tensor(quality).float().expand(b, -1),
         "video_length": torch.full((b, n), 4.0) if length is None else torch.as_tensor(length).expand(b, -1),
     }
@@ -101,9 +100,10 @@ def test_documents_are_one_hot_with_quality_around_their_cluster_mean():
     simulator = make(500, quality_std=0.0)
     candidates = simulator.candidates
     means = cluster_quality_means(simulator.config)
-    assert candidates["features"].shape == (500, 10, 20)
-    assert torch.equal(candidates["features"].argmax(-1), candidates["cluster"])
-    assert torch.equal(candidates["features"].sum(-1), torch.ones(500, 10))
+    features = simulator.observe()["doc_features"]
+    assert features.shape == (500, 10, 20)
+    assert torch.equal(features.argmax(-1), candidates["cluster"])
+    assert torch.equal(features.sum(-1), torch.ones(500, 10))
     assert torch.allclose(candidates["quality"], means[candidates["cluster"]])
     assert torch.equal(candidates["video_length"], torch.full((500, 10), 4.0))
     # Clusters are uniform: every one of the 20 appears among 5,000 draws.
