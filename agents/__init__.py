@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from shopgym.agents.bandits import EpsilonGreedyAgent
+from shopgym.agents.bandits import (
+    CascadingUCBAgent,
+    EpsilonGreedyAgent,
+    LinearThompsonAgent,
+    LinUCBAgent,
+    ThompsonSamplingAgent,
+    UCB1Agent,
+)
 from shopgym.agents.base import Agent, Transition
 from shopgym.agents.baselines import PopularityAgent, RandomAgent
 from shopgym.agents.oracles import MyopicOracleAgent, OracleAgent, PlanningOracleAgent
@@ -17,6 +24,11 @@ AGENTS: dict[str, type[Agent]] = {
         RandomAgent,
         PopularityAgent,
         EpsilonGreedyAgent,
+        UCB1Agent,
+        ThompsonSamplingAgent,
+        CascadingUCBAgent,
+        LinUCBAgent,
+        LinearThompsonAgent,
         StaticMFAgent,
         OracleAgent,
         MyopicOracleAgent,
@@ -37,13 +49,18 @@ def make_agent(
 __all__ = [
     "AGENTS",
     "Agent",
+    "CascadingUCBAgent",
     "EpsilonGreedyAgent",
+    "LinUCBAgent",
+    "LinearThompsonAgent",
     "MyopicOracleAgent",
     "OracleAgent",
     "PlanningOracleAgent",
     "PopularityAgent",
     "RandomAgent",
     "StaticMFAgent",
+    "ThompsonSamplingAgent",
     "Transition",
+    "UCB1Agent",
     "make_agent",
 ]

@@ -32,11 +32,14 @@ NUM_ENVS, SLATE_SIZE, NUM_CANDIDATES = 8, 3, 10
 LEARNING_OR_OBSERVING = [name for name in NAMES if not AGENTS[name].needs_oracle]
 
 
-def test_registry_holds_the_five_agents_under_their_names():
+BANDITS = ["epsilon-greedy", "ucb1", "thompson", "cascade-ucb", "linucb", "linear-thompson"]
+
+
+def test_registry_holds_every_agent_under_its_name():
     assert set(AGENTS) == {
         "random",
         "popularity",
-        "epsilon-greedy",
+        *BANDITS,
         "static-mf",
         "oracle",
         "myopic-oracle",
@@ -44,10 +47,10 @@ def test_registry_holds_the_five_agents_under_their_names():
     }
     for name, agent in AGENTS.items():
         assert agent.name == name
-    # Only the upper bound may read true utilities; only the bandit learns during evaluation.
+    # Only the upper bounds may read true utilities; only the bandits learn during evaluation.
     oracles = [name for name, agent in AGENTS.items() if agent.needs_oracle]
     assert oracles == ["oracle", "myopic-oracle", "planning-oracle"]
-    assert [name for name, agent in AGENTS.items() if agent.learns_online] == ["epsilon-greedy"]
+    assert [name for name, agent in AGENTS.items() if agent.learns_online] == BANDITS
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -75,7 +78,11 @@ def test_same_seed_gives_same_actions(name):
     assert torch.equal(first, second)
 
 
-@pytest.mark.parametrize("name", ["random", "epsilon-greedy", "static-mf"])
+# LinUCB draws nothing once its scores differ, so its seed changes nothing.
+STOCHASTIC = ["random", *(name for name in BANDITS if name != "linucb"), "static-mf"]
+
+
+@pytest.mark.parametrize("name", STOCHASTIC)
 def test_agent_seed_changes_the_actions_of_stochastic_agents(name):
     first = rollout(*build_agent(name, seed=5), steps=30, seed=11)
     second = rollout(*build_agent(name, seed=6), steps=30, seed=11)
@@ -109,7 +116,7 @@ def test_save_then_load_into_a_fresh_agent_restores_state_and_actions(name, tmp_
 
 
 def test_learning_agents_have_state_to_save():
-    for name in ("epsilon-greedy", "static-mf"):
+    for name in (*BANDITS, "static-mf"):
         env, agent = build_agent(name)
         rollout(env, agent, steps=40, seed=0)
         assert agent.state_dict(), name
