@@ -15,6 +15,7 @@ from shopgym.agents.bandits import (
 from shopgym.agents.base import Agent, Transition
 from shopgym.agents.baselines import PopularityAgent, RandomAgent
 from shopgym.agents.oracles import MyopicOracleAgent, OracleAgent, PlanningOracleAgent
+from shopgym.agents.ppo import PPOAgent
 from shopgym.agents.static_mf import StaticMFAgent
 from shopgym.simulator.errors import ConfigError
 
@@ -30,6 +31,7 @@ AGENTS: dict[str, type[Agent]] = {
         LinUCBAgent,
         LinearThompsonAgent,
         StaticMFAgent,
+        PPOAgent,
         OracleAgent,
         MyopicOracleAgent,
         PlanningOracleAgent,
@@ -55,6 +57,7 @@ __all__ = [
     "LinearThompsonAgent",
     "MyopicOracleAgent",
     "OracleAgent",
+    "PPOAgent",
     "PlanningOracleAgent",
     "PopularityAgent",
     "RandomAgent",

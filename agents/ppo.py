@@ -217,8 +217,8 @@ class SlatePolicy(nn.Module):
     ):
         super().__init__()
         self.use_profile = profile_size > 0
-        item_size = num_features + profile_size + context_size
-        self.scorer = mlp([item_size, *hidden_sizes, 1], 0.01, generator)
+        self.item_size = num_features + profile_size
+        self.scorer = mlp([self.item_size + context_size, *hidden_sizes, 1], 0.01, generator)
         # The critic sees the context and the mean candidate (with its profile product).
         self.critic = mlp([context_size + num_features + profile_size, *hidden_sizes, 1], 1.0, generator)
 
@@ -230,9 +230,13 @@ class SlatePolicy(nn.Module):
 
     def scores(self, x: Encoded) -> torch.Tensor:
         """(M, N) the candidates' scores (Plackett–Luce log-weights)."""
-        items = self._items(x)
-        context = x.context[:, None, :].expand(-1, items.shape[1], -1)
-        return self.scorer(torch.cat([items, context], -1)).squeeze(-1)
+        # The scorer's first layer on [item, context], split: the context's part is the
+        # same for the N candidates of a row, so it is computed once per row, not N times.
+        first = self.scorer[0]
+        weight_items, weight_context = first.weight.split([self.item_size, x.context.shape[1]], 1)
+        hidden = nn.functional.linear(self._items(x), weight_items, first.bias)
+        hidden = hidden + nn.functional.linear(x.context, weight_context)[:, None, :]
+        return self.scorer[1:](hidden).squeeze(-1)
 
     def value(self, x: Encoded) -> torch.Tensor:
         """(M,) the value of the state (in the scaled reward's units)."""
@@ -270,6 +274,46 @@ def plackett_luce_terms(scores: torch.Tensor, slates: torch.Tensor) -> tuple[tor
     log_prob = (log_p * chosen).sum((1, 2))
     entropy = -(log_p.exp() * log_p).sum((1, 2))
     return log_prob, entropy
+
+
+def generalized_advantages(
+    rewards: torch.Tensor,
+    values: torch.Tensor,
+    last_value: torch.Tensor,
+    terminated: torch.Tensor,
+    truncated: torch.Tensor,
+    final_values: torch.Tensor,
+    gamma: float,
+    gae_lambda: float,
+) -> torch.Tensor:
+    """GAE(λ) advantages of T steps of B rows under same-step autoreset.
+
+    Args:
+        rewards: (T, B) the steps' rewards.
+        values: (T, B) V of the observations acted on.
+        last_value: (B,) V of the observation after the last step.
+        terminated: (T, B) bool, the shopper left: the session's future is worth 0.
+        truncated: (T, B) bool, a time limit cut the session: its future is worth
+            ``final_values`` (the cut is the environment's, not the shopper's).
+        final_values: (T, B) V of the observation each session ended in (read only
+            where truncated and not terminated).
+
+    Returns:
+        (T, B) advantages; ``advantages + values`` are the value targets. Where a
+        session ended, ``values[t + 1]`` (or ``last_value``) is the *next* session's
+        and is never used: the recursion stops at the boundary.
+    """
+    cut = truncated & ~terminated
+    rewards = rewards + gamma * torch.where(cut, final_values, 0.0)
+    alive = (~(terminated | truncated)).to(values.dtype)
+    advantages = torch.zeros_like(values)
+    running = torch.zeros_like(last_value)
+    for t in reversed(range(len(values))):
+        next_value = last_value if t == len(values) - 1 else values[t + 1]
+        delta = rewards[t] + gamma * next_value * alive[t] - values[t]
+        running = delta + gamma * gae_lambda * alive[t] * running
+        advantages[t] = running
+    return advantages
 
 
 class RunningMeanStd:
@@ -482,7 +526,8 @@ class PPOAgent(Agent):
         """Run ``horizon`` steps on every row with the sampling policy; returns the
         rollout with its advantages, the state to continue from, the updated
         accumulators and (2,) [sessions ended, their summed return]."""
-        observations, slates, log_probs, values, rewards, dones, bootstraps = [], [], [], [], [], [], []
+        observations, slates, log_probs, values, rewards = [], [], [], [], []
+        terminations, truncations, final_values = [], [], []
         episodes = torch.zeros(2, dtype=torch.float64, device=self.device)
         # Reading whether any session was truncated syncs with the device: free on the
         # CPU; elsewhere the final observation's value is computed every step instead.
@@ -494,11 +539,9 @@ class PPOAgent(Agent):
             step = env.step(slate.to(env.device))
             reward = step.reward.to(self.device, torch.float32)
             terminated, truncated = step.terminated.to(self.device), step.truncated.to(self.device)
-            cut = truncated & ~terminated  # a time limit, not the shopper, ended the session
-            bootstrap = torch.zeros_like(reward)
+            final_value = torch.zeros_like(reward)  # read only where truncated
             if not host_check or bool(step.truncated.any()):
                 final_value = self.policy.value(self.encoder(step.final_observation, self.device))
-                bootstrap = torch.where(cut, final_value, bootstrap)
             done = terminated | truncated
             session_return += reward
             episodes += torch.stack([done.sum(), (session_return * done).sum()]).double()
@@ -508,12 +551,13 @@ class PPOAgent(Agent):
             log_probs.append(log_prob)
             values.append(value)
             rewards.append(reward)
-            dones.append(done)
-            bootstraps.append(bootstrap)
+            terminations.append(terminated)
+            truncations.append(truncated)
+            final_values.append(final_value)
             state = self.encoder(step.observation, self.device)
         last_value = self.policy.value(state)
 
-        reward_t, done_t = torch.stack(rewards), torch.stack(dones)  # (T, B)
+        reward_t, done_t = torch.stack(rewards), torch.stack(terminations) | torch.stack(truncations)
         if self.normalize_rewards:
             returns = []
             for t in range(horizon):
@@ -522,17 +566,17 @@ class PPOAgent(Agent):
                 discounted = torch.where(done_t[t], 0.0, discounted)
             self.return_stats.update(torch.stack(returns))
             reward_t = reward_t / (self.return_stats.var.sqrt() + 1e-8).float()
-        # The truncation bootstrap is a value, already in the scaled units.
-        reward_t = reward_t + self.gamma * torch.stack(bootstraps)
         value_t = torch.stack(values)
-        advantages = torch.zeros_like(value_t)
-        running = torch.zeros_like(last_value)
-        for t in reversed(range(horizon)):
-            next_value = last_value if t == horizon - 1 else value_t[t + 1]
-            alive = (~done_t[t]).float()  # next_value belongs to the next session where done
-            delta = reward_t[t] + self.gamma * next_value * alive - value_t[t]
-            running = delta + self.gamma * self.gae_lambda * alive * running
-            advantages[t] = running
+        advantages = generalized_advantages(
+            reward_t,
+            value_t,
+            last_value,
+            torch.stack(terminations),
+            torch.stack(truncations),
+            torch.stack(final_values),
+            self.gamma,
+            self.gae_lambda,
+        )
         rollout = Rollout(
             observations=Encoded.stack(observations),
             slates=torch.cat(slates),

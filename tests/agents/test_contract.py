@@ -41,6 +41,7 @@ def test_registry_holds_every_agent_under_its_name():
         "popularity",
         *BANDITS,
         "static-mf",
+        "ppo",
         "oracle",
         "myopic-oracle",
         "planning-oracle",
@@ -79,7 +80,7 @@ def test_same_seed_gives_same_actions(name):
 
 
 # LinUCB draws nothing once its scores differ, so its seed changes nothing.
-STOCHASTIC = ["random", *(name for name in BANDITS if name != "linucb"), "static-mf"]
+STOCHASTIC = ["random", *(name for name in BANDITS if name != "linucb"), "static-mf", "ppo"]
 
 
 @pytest.mark.parametrize("name", STOCHASTIC)
@@ -116,7 +117,7 @@ def test_save_then_load_into_a_fresh_agent_restores_state_and_actions(name, tmp_
 
 
 def test_learning_agents_have_state_to_save():
-    for name in (*BANDITS, "static-mf"):
+    for name in (*BANDITS, "static-mf", "ppo"):
         env, agent = build_agent(name)
         rollout(env, agent, steps=40, seed=0)
         assert agent.state_dict(), name
