@@ -255,7 +255,8 @@ class GymnasiumTorchAdapter:
         )
 
     def _tensors(self, arrays: dict[str, np.ndarray]) -> Observation:
-        return {key: torch.as_tensor(np.asarray(value), device=self.device) for key, value in arrays.items()}
+        # Copies: a vector env built with copy=False reuses its NumPy buffers every step.
+        return {key: torch.tensor(np.array(value), device=self.device) for key, value in arrays.items()}
 
     def close(self) -> None:
         self.env.close()

@@ -48,14 +48,9 @@ def evaluate(agent: Agent, env: Any, episodes: int, seed: int) -> pd.DataFrame:
     totals = torch.zeros((num_envs, len(_TOTALS)), dtype=torch.float64, device=device)
     records = torch.zeros((num_envs, rounds, len(_TOTALS)), dtype=torch.float64, device=device)
     rows = torch.arange(num_envs, device=device)
-    # Checking whether every quota is met reads a flag from the device: every step on
-    # the CPU, where that costs nothing; on an accelerator every few steps, so that the
-    # loop does not wait on the device each step (the extra steps record nothing).
-    check_every = 1 if device.type == "cpu" else 16
     agent.attach(env)
     observation, _ = env.reset(seed=seed)
-    steps = 0
-    while steps % check_every or bool((finished < quota).any()):
+    while bool((finished < quota).any()):
         action = agent.act(observation)
         step = env.step(action)
         if agent.learns_online:
@@ -71,7 +66,6 @@ def evaluate(agent: Agent, env: Any, episodes: int, seed: int) -> pd.DataFrame:
         finished += done.long()
         totals = torch.where(done[:, None], 0.0, totals)
         observation = step.observation
-        steps += 1
     kept = torch.arange(rounds, device=device)[None, :] < quota[:, None]  # (B, rounds)
     # Round-major order: round r of every sub-environment before round r + 1.
     values = records.transpose(0, 1)[kept.T].cpu().numpy()

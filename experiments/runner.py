@@ -216,14 +216,15 @@ def _run_one(config: RunConfig, world: World, device: torch.device, name: str, s
     meta |= {
         "agent": agent.describe(),
         "evaluation_env": {"shoppers": "test", "seed": seed, "episodes": config.episodes},
-        "train_wall_time_s": round(trained - started, 3),
+        "train_wall_time_s": round(trained - started - sum(r["curve_eval_s"] for r in curve), 3),
+        "curve_wall_time_s": round(sum(r["curve_eval_s"] for r in curve), 3),
         "eval_wall_time_s": round(time.perf_counter() - trained, 3),
     }
     # The .json and the curve first: a records .csv marks the (agent, seed) done, so it is
     # written last.
     _atomic_write(_record_path(out, name, seed).with_suffix(".json"), json.dumps(meta, indent=2))
     if curve:
-        frame = pd.DataFrame(curve, columns=list(CURVE_COLUMNS))
+        frame = pd.DataFrame(curve, columns=list(CURVE_COLUMNS))  # without curve_eval_s
         frame.insert(0, "seed", seed)
         frame.insert(0, "agent", name)
         _atomic_csv(frame, _curve_path(out, name, seed))
@@ -234,7 +235,8 @@ def _curve_checkpoint(
     config: RunConfig, world: World, device: torch.device, agent, seed: int, started: float, curve: list
 ):
     """The callback an agent calls at points of training: it evaluates the current policy
-    on ``curve_episodes`` held-out episodes and appends a learning-curve record.
+    on ``curve_episodes`` held-out episodes and appends a learning-curve record, whose
+    wall time is the training time so far (the evaluations left out).
 
     The agent's random stream is put back after each evaluation, so that a run with
     learning curves trains and evaluates exactly as one without."""
@@ -243,10 +245,11 @@ def _curve_checkpoint(
     env = _make_env(config, world, device, "test", False, episodes=config.curve_episodes)
 
     def checkpoint(steps: int) -> None:
-        elapsed = time.perf_counter() - started
+        now = time.perf_counter()
         state = agent.generator.get_state()
         returns = evaluate(agent, env, config.curve_episodes, seed=CURVE_SEED_OFFSET + seed)["return"]
         agent.generator.set_state(state)
+        elapsed = now - started - sum(record["curve_eval_s"] for record in curve)
         low, high = mean_ci(returns.to_numpy())
         curve.append(
             {
@@ -256,6 +259,7 @@ def _curve_checkpoint(
                 "return": float(returns.mean()),
                 "return_low": low,
                 "return_high": high,
+                "curve_eval_s": time.perf_counter() - now,
             }
         )
 
@@ -335,7 +339,9 @@ def _write_or_check_config(out: Path, config: RunConfig, world: World, device: t
     # Resuming: the recorded episodes must mean the same as the new ones would.
     try:
         previous = json.loads(path.read_text())
-        recorded = {key: previous["run"].get(key) for key in _RESUME_KEYS}
+        # A key that an older run did not record had its default then.
+        defaults = asdict(RunConfig())
+        recorded = {key: previous["run"].get(key, defaults[key]) for key in _RESUME_KEYS}
         recorded_world, recorded_device = previous["world"]["hash"], previous["device"]
     except (json.JSONDecodeError, KeyError, TypeError) as exc:
         raise ConfigError(f"{path} is unreadable ({exc}); choose another --out") from exc

@@ -18,6 +18,9 @@ def check_slates(slates: torch.Tensor, num_shoppers: int, slate_size: int, num_c
     out_of_range = ((slates < 0) | (slates >= num_candidates)).any(1)
     ordered = slates.sort(1).values
     repeated = (ordered[:, 1:] == ordered[:, :-1]).any(1)
+    # One read-back from the device for a valid batch; which problem it was only on failure.
+    if not bool((out_of_range | repeated).any()):
+        return
     problems = (
         (out_of_range, f"is out of range [0, {num_candidates})"),
         (repeated, "repeats an item"),

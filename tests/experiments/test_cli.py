@@ -35,7 +35,15 @@ def _check_run_directory(out: Path, agents: list[str], seeds: int, episodes: int
     counts = frame.groupby(["agent", "seed"]).size()
     assert counts.to_dict() == {(a, s): episodes for a in agents for s in range(seeds)}
     expected = {f"{a}__seed{s}.{ext}" for a in agents for s in range(seeds) for ext in ("csv", "json")}
+    # Agents that train first also have a learning curve.
+    trained = [a for a in agents if AGENTS[a].trains_before_evaluation]
+    expected |= {f"{a}__seed{s}.curve.csv" for a in trained for s in range(seeds)}
     assert {path.name for path in (out / "records").iterdir()} == expected
+    if trained:
+        curves = pd.read_csv(out / "curves.csv")
+        assert set(curves["agent"]) == set(trained)
+        assert (curves["steps"] > 0).all() and (curves["episodes"] > 0).all()
+        assert (out / "learning_curve.png").stat().st_size > 0
     assert not list(out.rglob("*.tmp"))
     return frame
 
@@ -91,8 +99,8 @@ def test_runner_fits_on_train_shoppers_and_evaluates_held_out_ones(monkeypatch, 
     made, evaluated = [], []
     make_env, evaluate = runner._make_env, runner.evaluate
 
-    def spy_make_env(config, world, device, shoppers, oracle):
-        env = make_env(config, world, device, shoppers, oracle)
+    def spy_make_env(config, world, device, shoppers, oracle, episodes=None):
+        env = make_env(config, world, device, shoppers, oracle, episodes)
         made.append((shoppers, oracle, env))
         return env
 
@@ -108,6 +116,7 @@ def test_runner_fits_on_train_shoppers_and_evaluates_held_out_ones(monkeypatch, 
         episodes=10,
         num_envs=5,
         train_slates=50,
+        curve_points=0,  # evaluations here are the final ones only
         out=tmp_path,
         device="cpu",
         progress=False,
@@ -125,6 +134,28 @@ def test_runner_fits_on_train_shoppers_and_evaluates_held_out_ones(monkeypatch, 
         population = env.simulator.population.members
         assert set(population.tolist()) == set(world.shopper_indices(shoppers).tolist())
     assert sorted(seed for _, _, seed in evaluated) == [0] * len(DEFAULT_AGENTS) + [1] * len(DEFAULT_AGENTS)
+
+
+def test_learning_curves_change_no_final_record(tmp_path):
+    frames = []
+    for points in (0, 3):
+        out = tmp_path / f"points{points}"
+        config = RunConfig(
+            env=SYNTHETIC_ID,
+            agents="random,static-mf",
+            seeds=1,
+            episodes=20,
+            num_envs=5,
+            train_slates=200,
+            curve_points=points,
+            out=out,
+            device="cpu",
+            progress=False,
+        )
+        run_experiment(config)
+        frames.append(pd.read_csv(out / "episodes.csv"))
+        assert (out / "curves.csv").is_file() == (points > 0)
+    pd.testing.assert_frame_equal(frames[0], frames[1])
 
 
 def test_agents_command_lists_every_agent(capsys):
