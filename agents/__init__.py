@@ -16,6 +16,8 @@ from shopgym.agents.base import Agent, Transition
 from shopgym.agents.baselines import PopularityAgent, RandomAgent
 from shopgym.agents.oracles import MyopicOracleAgent, OracleAgent, PlanningOracleAgent
 from shopgym.agents.ppo import PPOAgent
+from shopgym.agents.slateq import SlateQAgent
+from shopgym.agents.static_deep import BPRMFAgent, GRU4RecAgent, NeuMFAgent
 from shopgym.agents.static_mf import StaticMFAgent
 from shopgym.simulator.errors import ConfigError
 
@@ -31,6 +33,10 @@ AGENTS: dict[str, type[Agent]] = {
         LinUCBAgent,
         LinearThompsonAgent,
         StaticMFAgent,
+        BPRMFAgent,
+        NeuMFAgent,
+        GRU4RecAgent,
+        SlateQAgent,
         PPOAgent,
         OracleAgent,
         MyopicOracleAgent,
@@ -51,16 +57,20 @@ def make_agent(
 __all__ = [
     "AGENTS",
     "Agent",
+    "BPRMFAgent",
     "CascadingUCBAgent",
     "EpsilonGreedyAgent",
+    "GRU4RecAgent",
     "LinUCBAgent",
     "LinearThompsonAgent",
     "MyopicOracleAgent",
+    "NeuMFAgent",
     "OracleAgent",
     "PPOAgent",
     "PlanningOracleAgent",
     "PopularityAgent",
     "RandomAgent",
+    "SlateQAgent",
     "StaticMFAgent",
     "ThompsonSamplingAgent",
     "Transition",

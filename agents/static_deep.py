@@ -21,6 +21,7 @@ World's preference model (the runner knows the World, the agent does not).
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Any, ClassVar
 
@@ -105,7 +106,7 @@ class SessionNeuMF(nn.Module):
         self.mlp = nn.Sequential(
             *(
                 module
-                for inputs, outputs in zip(widths[:-1], widths[1:], strict=True)
+                for inputs, outputs in itertools.pairwise(widths)
                 for module in (_linear(inputs, outputs, generator), nn.ReLU())
             )
         )
@@ -163,13 +164,20 @@ class LoggedDataRecommender(Agent):
     (:meth:`keeps`) and what it minimises on them (:meth:`loss`).
 
     Args:
+        observation_space, action_space: the single shopper's (as every :class:`Agent`).
+        seed: seeds the initial weights and the training shuffles (a CPU generator of
+            their own, so that neither depends on the device) and the tie-breaks of
+            ``act`` (``self.generator``, on the device). ``fit``'s ``seed`` seeds the
+            logging policy and the log's environment.
+        device: ``"auto"``, ``"cpu"`` or ``"cuda"``: where the model trains and scores.
         logging_policy: ``"random"``, ``"popularity"`` or ``"epsilon-greedy"``
             (:data:`~shopgym.agents.logged_data.LOGGING_POLICIES`), the policy that
             serves the train shoppers while the log is collected.
         logging_epsilon: exploration probability of the ε-greedy logging bandit.
         epochs: passes over the log's slates.
         batch_size: logged slates per gradient step.
-        lr, weight_decay: Adam's.
+        lr, weight_decay: Adam's learning rate and L2 penalty (the subclasses set their
+            own default penalty, tuned on a Shopper-v1 log; see docs/static_recommenders.md).
     """
 
     trains_before_evaluation = True
@@ -328,7 +336,9 @@ class BPRMFAgent(LoggedDataRecommender):
 
     Args:
         dim: factor dimension d.
-        (others: :class:`LoggedDataRecommender`)
+        weight_decay: Adam's L2 penalty; strong by default (1e-3), because a log has
+            few clicks per item and the item vectors overfit them otherwise.
+        (the others: :class:`LoggedDataRecommender`, with ``epochs`` 20)
     """
 
     name = "bpr-mf"
@@ -343,10 +353,11 @@ class BPRMFAgent(LoggedDataRecommender):
         seed: int = 0,
         device: str | torch.device = "auto",
         dim: int = 16,
+        weight_decay: float = 1e-3,
         **training: Any,
     ):
         self.dim = dim
-        super().__init__(observation_space, action_space, seed, device, **training)
+        super().__init__(observation_space, action_space, seed, device, weight_decay=weight_decay, **training)
 
     def build_model(self, generator: torch.Generator) -> nn.Module:
         return SessionMF(self.num_items, self.dim, generator)
@@ -380,7 +391,9 @@ class NeuMFAgent(LoggedDataRecommender):
     Args:
         dim: embedding dimension d of each branch.
         layers: widths of the MLP branch's hidden layers.
-        (others: :class:`LoggedDataRecommender`)
+        epochs, weight_decay: 10 and 1e-4 by default: every impression is an example
+            (k times BPR's), and longer or unpenalised training overfits the item vectors.
+        (the others: :class:`LoggedDataRecommender`)
     """
 
     name = "neumf"
@@ -396,10 +409,20 @@ class NeuMFAgent(LoggedDataRecommender):
         device: str | torch.device = "auto",
         dim: int = 16,
         layers: tuple[int, ...] = (32, 16),
+        epochs: int = 10,
+        weight_decay: float = 1e-4,
         **training: Any,
     ):
         self.dim, self.layers = dim, tuple(layers)
-        super().__init__(observation_space, action_space, seed, device, **training)
+        super().__init__(
+            observation_space,
+            action_space,
+            seed,
+            device,
+            epochs=epochs,
+            weight_decay=weight_decay,
+            **training,
+        )
 
     def build_model(self, generator: torch.Generator) -> nn.Module:
         return SessionNeuMF(self.num_items, self.dim, self.layers, generator)
@@ -428,7 +451,8 @@ class GRU4RecAgent(LoggedDataRecommender):
     Args:
         dim: item input embedding dimension.
         hidden: GRU state size (and output item vector dimension).
-        (others: :class:`LoggedDataRecommender`)
+        weight_decay: Adam's L2 penalty (1e-4 by default).
+        (the others: :class:`LoggedDataRecommender`, with ``epochs`` 20)
     """
 
     name = "gru4rec"
@@ -444,10 +468,11 @@ class GRU4RecAgent(LoggedDataRecommender):
         device: str | torch.device = "auto",
         dim: int = 16,
         hidden: int = 32,
+        weight_decay: float = 1e-4,
         **training: Any,
     ):
         self.dim, self.hidden = dim, hidden
-        super().__init__(observation_space, action_space, seed, device, **training)
+        super().__init__(observation_space, action_space, seed, device, weight_decay=weight_decay, **training)
 
     def build_model(self, generator: torch.Generator) -> nn.Module:
         return GRU4Rec(self.num_items, self.dim, self.hidden, generator)
