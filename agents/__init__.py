@@ -16,6 +16,7 @@ from shopgym.agents.base import Agent, Transition
 from shopgym.agents.baselines import PopularityAgent, RandomAgent
 from shopgym.agents.oracles import MyopicOracleAgent, OracleAgent, PlanningOracleAgent
 from shopgym.agents.ppo import PPOAgent
+from shopgym.agents.sb3_agents import SB3DQNAgent, SB3MaskablePPOAgent, SB3PPOAgent
 from shopgym.agents.slateq import SlateQAgent
 from shopgym.agents.static_deep import BPRMFAgent, GRU4RecAgent, NeuMFAgent
 from shopgym.agents.static_mf import StaticMFAgent
@@ -38,6 +39,9 @@ AGENTS: dict[str, type[Agent]] = {
         GRU4RecAgent,
         SlateQAgent,
         PPOAgent,
+        SB3PPOAgent,
+        SB3MaskablePPOAgent,
+        SB3DQNAgent,
         OracleAgent,
         MyopicOracleAgent,
         PlanningOracleAgent,
@@ -70,6 +74,9 @@ __all__ = [
     "PlanningOracleAgent",
     "PopularityAgent",
     "RandomAgent",
+    "SB3DQNAgent",
+    "SB3MaskablePPOAgent",
+    "SB3PPOAgent",
     "SlateQAgent",
     "StaticMFAgent",
     "ThompsonSamplingAgent",

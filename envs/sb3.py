@@ -81,7 +81,9 @@ class ShopperSB3VecEnv(VecEnv):
         self._attach(torch_env, observation)
 
     @classmethod
-    def from_torch_env(cls, torch_env: TorchVectorEnv, observation: ObservationMode = "full") -> ShopperSB3VecEnv:
+    def from_torch_env(
+        cls, torch_env: TorchVectorEnv, observation: ObservationMode = "full"
+    ) -> ShopperSB3VecEnv:
         """The SB3 adapter over an existing torch env (e.g. the :class:`ShopperTorchEnv` of
         train shoppers that ``Agent.fit`` receives), without building a second simulator.
 

@@ -9,6 +9,11 @@ import torch
 from shopgym.simulator.build import default_world, synthetic_world
 from shopgym.simulator.world import World
 
+# The tests run many small tensor operations, for which torch's worker threads cost
+# more than they give; on a 2-core machine with other jobs they made agent training
+# in the tests 10-30 times slower. One thread keeps the suite's time predictable.
+torch.set_num_threads(1)
+
 
 def pytest_collection_modifyitems(config, items):
     if torch.cuda.is_available():
