@@ -528,7 +528,9 @@ class SlateQAgent(Agent):
         reset with ``seed``; ``checkpoint(steps)`` at evenly spaced points (the runner
         evaluates ``act`` there)."""
         settings, k, generator = self.settings, self.slate_size, self.training_generator
-        buffer = ReplayBuffer(settings["buffer_size"], self.features, k, self.device)
+        # No larger than what the budget can fill.
+        capacity = min(settings["buffer_size"], budget + env.num_envs)
+        buffer = ReplayBuffer(capacity, self.features, k, self.device)
         optimizers = (
             torch.optim.Adam(self.q_network.parameters(), lr=settings["lr"]),
             torch.optim.Adam(self.click_model.parameters(), lr=settings["click_lr"]),
@@ -602,7 +604,10 @@ class SlateQAgent(Agent):
             "sessions_ended": int(ended),
             "clicks": int(clicks),
             "gradient_steps": updates,
-            "policy": "ε-greedy on the agent's own slates (ε linear from start to end)",
+            "policy": (
+                f"ε-greedy on its own slates, ε from {settings['epsilon_start']} to {settings['epsilon_end']}"
+                f" over the first {settings['exploration_fraction']:.0%} of the budget"
+            ),
         }
 
     @deterministic_algorithms()

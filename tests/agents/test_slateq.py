@@ -204,10 +204,10 @@ def test_fit_trains_for_the_budget_and_calls_the_checkpoints():
     assert agent.describe()["gamma"] == 0.99 and agent.describe()["slate_optimizer"] == "greedy"
 
 
-def _fitted(seed: int, checkpoint=None, budget: int = 600, **kwargs: Any) -> SlateQAgent:
+def _fitted(seed: int, budget: int = 600) -> SlateQAgent:
     env = synthetic_env(10)
-    agent = _agent(env, seed=seed, **{**QUICK, **kwargs})
-    agent.fit(env, budget=budget, seed=100 + seed, checkpoint=checkpoint)
+    agent = _agent(env, seed=seed, **QUICK)
+    agent.fit(env, budget=budget, seed=100 + seed)
     return agent
 
 
@@ -222,16 +222,13 @@ def test_same_seed_gives_identical_weights_and_records_and_another_seed_does_not
 
 def test_evaluating_at_checkpoints_does_not_change_training():
     test_env = synthetic_env(10, shoppers="test")
-    evaluated = []
-
-    def checkpoint(steps: int) -> None:
-        agent = holder[0]
-        evaluated.append(evaluate(agent, test_env, 20, seed=steps)["return"].mean())
-
-    holder: list[SlateQAgent] = []
     env = synthetic_env(10)
     with_checkpoints = _agent(env, seed=2, **QUICK)
-    holder.append(with_checkpoints)
+    evaluated = []
+
+    def checkpoint(steps: int) -> None:  # what the runner does: evaluate act on held-out shoppers
+        evaluated.append(evaluate(with_checkpoints, test_env, 20, seed=steps)["return"].mean())
+
     with_checkpoints.fit(env, budget=600, seed=7, checkpoint=checkpoint)
     assert len(evaluated) == 10
     without = _agent(synthetic_env(10), seed=2, **QUICK)
