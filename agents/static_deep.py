@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from abc import abstractmethod
 from typing import Any, ClassVar
 
 import torch
@@ -216,17 +217,17 @@ class LoggedDataRecommender(Agent):
         self.model = self.build_model(self.training_generator).to(self.device)
         self.training_data: dict[str, Any] = self._training_data(slates=0, clicks=0)
 
+    @abstractmethod
     def build_model(self, generator: torch.Generator) -> nn.Module:
         """The model, its weights drawn from ``generator`` (on the CPU)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def keeps(self, clicks: torch.Tensor) -> torch.Tensor:
         """(n, k) bool clicks of the logged slates -> (n,) bool, the slates trained on."""
-        raise NotImplementedError
 
+    @abstractmethod
     def loss(self, scores: torch.Tensor, clicks: torch.Tensor) -> torch.Tensor:
         """(b, k) scores of the shown items and (b, k) bool clicks -> the scalar loss."""
-        raise NotImplementedError
 
     def hyperparameters(self) -> dict[str, Any]:
         """Every setting of the model and its training (for ``describe()``)."""
