@@ -170,8 +170,8 @@ def table(outcome: dict[str, Any], args: argparse.Namespace) -> str:
         mean_curve = np.mean([[point[1] for point in curve] for curve in curves], axis=0)
         lines.append("\nlearning curve (mean over seeds of the held-out return):")
         lines.append(", ".join(f"{s}: {r:.1f}" for s, r in zip(steps, mean_curve, strict=True)))
-        above = [s for s, r in zip(steps, mean_curve, strict=True) if r >= 160]
-        lines.append(f"first point at or above 160: {above[0] if above else 'none'}")
+        above = [s for s, r in zip(steps, mean_curve, strict=True) if r >= args.pass_mark]
+        lines.append(f"first point at or above {args.pass_mark:g}: {above[0] if above else 'none'}")
     train = outcome["train_seconds"]
     lines.append(
         f"\nwall time: {outcome['wall_seconds']:.0f} s in all; SlateQ training {np.mean(train):.0f} s "
@@ -194,6 +194,9 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--curve", action="store_true", help="evaluate at 10 points of training")
     parser.add_argument("--curve-episodes", type=int, default=500)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument(
+        "--pass-mark", type=float, default=160.0, help="return to look for on the curve (RLlib's: 160)"
+    )
     parser.add_argument(
         "--option",
         action="append",
