@@ -49,22 +49,15 @@ def reward_curves(episodes: pd.DataFrame, max_points: int = 20) -> pd.DataFrame:
 
 def plot_reward_curves(episodes: pd.DataFrame, path: str | Path, title: str = "") -> Path:
     """Write a PNG of return vs evaluation episode, one line and 95% band per agent."""
-    curves = reward_curves(episodes)
-    figure, axis = plt.subplots(figsize=(7, 4.2), dpi=120)
-    for agent, curve in curves.groupby("agent", sort=False):
-        axis.plot(curve["episode"], curve["mean"], label=agent, linewidth=1.8)
-        axis.fill_between(curve["episode"], curve["low"], curve["high"], alpha=0.25)
     seeds = episodes.groupby("agent")["seed"].nunique().min()
-    axis.set_xlabel("evaluation episode (held-out shoppers)")
-    axis.set_ylabel("return per episode")
-    axis.set_title(title or f"Reward curves: mean and 95% bootstrap CI over {seeds} seeds")
-    axis.grid(alpha=0.3)
-    axis.legend(frameon=False, fontsize=8, loc="best")
-    figure.tight_layout()
-    path = Path(path)
-    figure.savefig(path)
-    plt.close(figure)
-    return path
+    return _plot_bands(
+        reward_curves(episodes),
+        "episode",
+        path,
+        xlabel="evaluation episode (held-out shoppers)",
+        ylabel="return per episode",
+        title=title or f"Reward curves: mean and 95% bootstrap CI over {seeds} seeds",
+    )
 
 
 def learning_curves(curves: pd.DataFrame) -> pd.DataFrame:
@@ -87,15 +80,29 @@ def learning_curves(curves: pd.DataFrame) -> pd.DataFrame:
 
 def plot_learning_curves(curves: pd.DataFrame, path: str | Path, title: str = "") -> Path:
     """Write a PNG of held-out return vs training slates, one line and 95% band per agent."""
-    summary = learning_curves(curves)
+    seeds = curves.groupby("agent")["seed"].nunique().min()
+    return _plot_bands(
+        learning_curves(curves),
+        "steps",
+        path,
+        xlabel="training slates (shopper-steps on train shoppers)",
+        ylabel="return per episode (held-out shoppers)",
+        title=title or f"Learning curves: mean and 95% bootstrap CI over {seeds} seeds",
+        marker="o",
+    )
+
+
+def _plot_bands(
+    summary: pd.DataFrame, x: str, path: str | Path, xlabel: str, ylabel: str, title: str, marker: str = ""
+) -> Path:
+    """One line (``mean`` against ``x``) and its ``low``..``high`` band per agent, saved as a PNG."""
     figure, axis = plt.subplots(figsize=(7, 4.2), dpi=120)
     for agent, curve in summary.groupby("agent", sort=False):
-        axis.plot(curve["steps"], curve["mean"], marker="o", markersize=3, label=agent, linewidth=1.8)
-        axis.fill_between(curve["steps"], curve["low"], curve["high"], alpha=0.25)
-    seeds = curves.groupby("agent")["seed"].nunique().min()
-    axis.set_xlabel("training slates (shopper-steps on train shoppers)")
-    axis.set_ylabel("return per episode (held-out shoppers)")
-    axis.set_title(title or f"Learning curves: mean and 95% bootstrap CI over {seeds} seeds")
+        axis.plot(curve[x], curve["mean"], marker=marker or None, markersize=3, label=agent, linewidth=1.8)
+        axis.fill_between(curve[x], curve["low"], curve["high"], alpha=0.25)
+    axis.set_xlabel(xlabel)
+    axis.set_ylabel(ylabel)
+    axis.set_title(title)
     axis.grid(alpha=0.3)
     axis.legend(frameon=False, fontsize=8, loc="best")
     figure.tight_layout()
