@@ -43,6 +43,7 @@ from shopgym.simulator.device import resolve_device
 from shopgym.simulator.errors import ConfigError
 from shopgym.simulator.outcome import StepOutcome
 from shopgym.simulator.slates import check_slates
+from shopgym.simulator.tensors import rows
 
 # RecSim's IEvVideo.MAX_VIDEO_LENGTH: the upper bound of the watch-time response.
 MAX_VIDEO_LENGTH = 100.0
@@ -281,6 +282,7 @@ class InterestEvolutionSimulator:
         self.generators = {name: torch.Generator(device=dev) for name in STREAMS}
         self.seed(seed if seed is not None else secrets.randbits(63))
         self._cluster_means = cluster_quality_means(config).to(dev)
+        self._identity = torch.eye(config.num_topics, device=dev)  # row c: cluster c's one-hot
         b, n, k, t = num_shoppers, config.num_candidates, config.slate_size, config.num_topics
         self.interests = torch.zeros((b, t), device=dev)
         self.time_budget = torch.zeros(b, device=dev)
@@ -466,7 +468,9 @@ class InterestEvolutionSimulator:
             observed, as in RecSim.
         """
         state = self._observed_state() if state is None else state
-        features = torch.nn.functional.one_hot(state["doc_cluster"], self.config.num_topics).float()
+        # A row gather from the identity: the one-hot without one_hot's int64 intermediate
+        # (4x faster at B = 65,536, where the (B, N, T) features are 52 MB).
+        features = rows(self._identity, state["doc_cluster"])
         return {"user": state["user"], "doc_features": features, **{key: state[key] for key in RESPONSE_KEYS}}
 
     # ------------------------------------------------------- snapshot/restore

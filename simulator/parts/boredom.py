@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from shopgym.simulator.parts.base import Part, Step
+from shopgym.simulator.tensors import rows
 
 
 class Boredom(Part):
@@ -33,11 +34,11 @@ class Boredom(Part):
 
     def utility(self, items: torch.Tensor) -> torch.Tensor:
         return -self.config.boredom_weight * torch.einsum(
-            "bc,bnc->bn", self.state["boredom"], self.weights[items]
+            "bc,bnc->bn", self.state["boredom"], rows(self.weights, items)
         )
 
     def update(self, step: Step) -> None:
-        consumed = torch.einsum("bk,bkc->bc", step.clicks.float(), self.weights[step.items])
+        consumed = torch.einsum("bk,bkc->bc", step.clicks.float(), rows(self.weights, step.items))
         self.state["boredom"] = self.config.boredom_decay * self.state["boredom"] + consumed
 
     def rest(self, days: torch.Tensor) -> None:

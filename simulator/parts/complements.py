@@ -6,6 +6,7 @@ import torch
 
 from shopgym.simulator.errors import ConfigError
 from shopgym.simulator.parts.base import Part, Step
+from shopgym.simulator.tensors import rows
 
 
 def category_lift(users: torch.Tensor, categories: torch.Tensor, num_users: int) -> torch.Tensor:
@@ -97,10 +98,10 @@ class Complements(Part):
 
     def utility(self, items: torch.Tensor) -> torch.Tensor:
         return self.config.complement_weight * torch.einsum(
-            "bc,bnc->bn", self.state["interest"], self.weights[items]
+            "bc,bnc->bn", self.state["interest"], rows(self.weights, items)
         )
 
     def update(self, step: Step) -> None:
-        bought = torch.einsum("bk,bkc->bc", step.purchases.float(), self.weights[step.items])  # (B, C)
+        bought = torch.einsum("bk,bkc->bc", step.purchases.float(), rows(self.weights, step.items))  # (B, C)
         decayed = self.config.complement_decay * self.state["interest"]
         self.state["interest"] = decayed + bought @ self.complements

@@ -7,6 +7,7 @@ import torch
 from shopgym.simulator.errors import ConfigError
 from shopgym.simulator.parts.base import Part
 from shopgym.simulator.sampling import uniform_subsets
+from shopgym.simulator.tensors import rows
 
 # Column layout of item feature vectors (see Corpus.item_features).
 POPULARITY_FEATURE = 0
@@ -111,7 +112,7 @@ class Corpus(Part):
         # never write into a state tensor, so the same tensor means the same candidates.
         cached, features = getattr(self, "_observed", (None, None))
         if cached is not candidates:
-            features = self.feature_table[candidates]
+            features = rows(self.feature_table, candidates)
             self._observed = (candidates, features)
         return {"candidate_ids": candidates, "candidate_features": features}
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from shopgym.simulator.parts.base import Part, Step
+from shopgym.simulator.tensors import rows
 
 
 class Drift(Part):
@@ -42,7 +43,7 @@ class Drift(Part):
 
     def utility(self, items: torch.Tensor) -> torch.Tensor:
         return self.config.drift_weight * torch.einsum(
-            "br,bnr->bn", self.state["drift"], self.item_vectors[items]
+            "br,bnr->bn", self.state["drift"], rows(self.item_vectors, items)
         )
 
     def update(self, step: Step) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from shopgym.simulator.parts.base import Part, Step
+from shopgym.simulator.tensors import rows
 
 
 class History(Part):
@@ -43,7 +44,8 @@ class History(Part):
 
     def observe(self, state):
         history = state["history"]
-        return {"history_ids": history, "history_features": self.simulator.corpus.feature_table[history]}
+        features = rows(self.simulator.corpus.feature_table, history)
+        return {"history_ids": history, "history_features": features}
 
     def observation_spec(self):
         h = self.config.history_length
