@@ -15,6 +15,9 @@ Run directory layout::
     learning_curve.png       return on held-out shoppers vs training slates, 95% bands over seeds
 
 An interrupted run resumes: finished (agent, seed) records are kept and skipped.
+Agents take hyperparameters and their own training budget from ``--agent-options
+AGENT.PARAM=VALUE ...``; config.json records each agent's, and a resumed run must give
+an agent that already has records the same ones.
 Seeds: seed ``s`` seeds the agent and the evaluation environment with ``s``, the
 training environment with ``TRAIN_SEED_OFFSET + s`` and the learning-curve evaluations
 with ``CURVE_SEED_OFFSET + s`` (the same held-out draws at every point of a curve).
@@ -22,21 +25,25 @@ with ``CURVE_SEED_OFFSET + s`` (the same held-out draws at every point of a curv
 
 from __future__ import annotations
 
+import ast
+import inspect
 import json
 import os
 import platform
+import re
 import sys
 import time
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import gymnasium as gym
 import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from shopgym.agents import AGENTS, make_agent
+from shopgym.agents import AGENTS, Agent, make_agent
 from shopgym.envs import make_torch_env
 from shopgym.envs.core import CONFIG_FIELDS
 from shopgym.experiments.evaluation import RECORD_COLUMNS, evaluate
@@ -81,6 +88,8 @@ class RunConfig:
     """A saved World folder (or "synthetic") instead of the environment's own."""
     progress: bool = True
     """Show progress bars."""
+    agent_options: tuple[str, ...] = ()
+    """Agent hyperparameters AGENT.PARAM=VALUE ... (see shopgym agents); AGENT.train_slates=N: its budget."""
 
     def agent_names(self) -> list[str]:
         names = [name.strip() for name in self.agents.split(",") if name.strip()]
@@ -108,7 +117,136 @@ class RunConfig:
                 "InterestEvolution-v0 see experiments/interest_evolution_check.py)"
             )
         self.agent_names()
+        self.options()
         resolve_device(self.device)
+
+    def options(self) -> dict[str, dict[str, Any]]:
+        """``--agent-options`` per agent of ``--agents`` (``{}`` for one without), checked
+        against the agents' constructors' signatures (not yet by building them:
+        :func:`check_agent_options` does)."""
+        names = self.agent_names()
+        options: dict[str, dict[str, Any]] = {name: {} for name in names}
+        for entry in self.agent_options:
+            key, equals, text = entry.partition("=")
+            name, dot, parameter = key.strip().partition(".")
+            name, parameter, text = name.strip(), parameter.strip(), text.strip()
+            if not (equals and dot and name and parameter.isidentifier() and text):
+                raise ConfigError(f"--agent-options: {entry!r} is not AGENT.PARAM=VALUE (as ppo.n_epochs=8)")
+            if name not in options:
+                known = "" if name in AGENTS else f" (nor is it an agent; available: {', '.join(AGENTS)})"
+                raise ConfigError(
+                    f"--agent-options {entry!r}: {name!r} is not among --agents ({', '.join(names)}){known}"
+                )
+            if parameter in options[name]:
+                raise ConfigError(f"--agent-options {entry!r}: {name}.{parameter} is given twice")
+            try:
+                value = ast.literal_eval(text)
+            except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+                value = text
+            options[name][parameter] = _checked_option(entry, name, parameter, value)
+        return options
+
+    def agent_kwargs(self, name: str) -> dict[str, Any]:
+        """The keyword arguments that build agent ``name`` (its options but the budget)."""
+        return {key: value for key, value in self.options()[name].items() if key != "train_slates"}
+
+    def train_budget(self, name: str) -> int:
+        """Agent ``name``'s training budget in slates: its train_slates option, else --train-slates."""
+        return self.options()[name].get("train_slates", self.train_slates)
+
+
+# Constructor arguments that the runner sets itself, not hyperparameters.
+_RUNNER_ARGUMENTS = ("self", "observation_space", "action_space", "seed", "device")
+
+
+def agent_hyperparameters(agent_class: type[Agent]) -> tuple[dict[str, inspect.Parameter], bool]:
+    """The hyperparameters of ``agent_class``: the keyword parameters of its ``__init__``
+    (those the runner sets left out), with those of the base classes that its
+    ``**kwargs`` go on to; and whether it takes other keywords still (the SB3 agents pass
+    them to the SB3 algorithm). A base ``__init__`` without hyperparameters of its own
+    (:class:`Agent`'s) ends the chain: ``**kwargs`` stop short of it."""
+    parameters: dict[str, inspect.Parameter] = {}
+    inits = [vars(klass)["__init__"] for klass in agent_class.__mro__[:-1] if "__init__" in vars(klass)]
+    for position, init in enumerate(inits):
+        signature = inspect.signature(init).parameters.values()
+        own = [
+            parameter
+            for parameter in signature
+            if parameter.name not in _RUNNER_ARGUMENTS
+            and parameter.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+        ]
+        if position and not own:
+            return parameters, True
+        for parameter in own:
+            parameters.setdefault(parameter.name, parameter)  # a subclass's default wins
+        if not any(parameter.kind is inspect.Parameter.VAR_KEYWORD for parameter in signature):
+            return parameters, False
+    return parameters, True
+
+
+def _checked_option(entry: str, name: str, parameter: str, value: Any) -> Any:
+    """``value`` for ``name``'s ``parameter`` (a list made a tuple where the default is
+    one), or a ConfigError naming ``entry``."""
+    agent_class = AGENTS[name]
+    if parameter == "train_slates":
+        if not agent_class.trains_before_evaluation:
+            raise ConfigError(
+                f"--agent-options {entry!r}: {name} does not train before evaluation (it has no train_slates)"
+            )
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ConfigError(f"--agent-options {entry!r}: train_slates must be an int >= 1, got {value!r}")
+        return value
+    accepted, takes_others = agent_hyperparameters(agent_class)
+    if parameter not in accepted:
+        if takes_others and parameter not in _RUNNER_ARGUMENTS:
+            return value  # checked when the agent is built (check_agent_options)
+        names = [*accepted, *(["train_slates"] if agent_class.trains_before_evaluation else [])]
+        takes = ", ".join(names) if names else "no hyperparameters"
+        set_by_runner = " (the runner sets it: --seeds, --device)" if parameter in _RUNNER_ARGUMENTS else ""
+        raise ConfigError(
+            f"--agent-options {entry!r}: {name} does not take {parameter!r}{set_by_runner}; it takes {takes}"
+        )
+    default = accepted[parameter].default
+    if default is inspect.Parameter.empty or default is None:
+        return value
+    if value is None and "None" in str(accepted[parameter].annotation):
+        return value
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if isinstance(default, bool):
+        ok, kind = isinstance(value, bool), "True or False"
+    elif isinstance(default, int):
+        ok, kind = number and isinstance(value, int), "an int"
+    elif isinstance(default, float):
+        ok, kind = number, "a number"
+    elif isinstance(default, str):
+        ok, kind = isinstance(value, str), "a string"
+    elif isinstance(default, tuple):
+        ok, kind = isinstance(value, tuple | list), "a tuple, e.g. (1, 2)"
+        value = tuple(value) if ok else value
+    else:
+        ok, kind = True, ""
+    if not ok:
+        raise ConfigError(
+            f"--agent-options {entry!r}: {name}.{parameter} takes {kind} (default {default!r}), got {value!r}"
+        )
+    return value
+
+
+def check_agent_options(config: RunConfig, world: World, device: torch.device) -> None:
+    """Build every agent that has options once, so that a value its constructor rejects
+    is an error before anything runs (a ConfigError naming the entries)."""
+    for name in config.agent_names():
+        kwargs = config.agent_kwargs(name)
+        if not kwargs:
+            continue
+        env = _make_env(config, world, device, "test", AGENTS[name].needs_oracle)
+        try:
+            with torch.random.fork_rng(devices=[]):
+                make_agent(name, env.single_observation_space, env.single_action_space, 0, device, **kwargs)
+        except (ConfigError, TypeError, ValueError) as exc:
+            entries = " ".join(repr(e) for e in config.agent_options if e.strip().startswith(f"{name}."))
+            detail = " ".join(str(exc).split())  # one line
+            raise ConfigError(f"--agent-options {entries}: {name} rejects these settings ({detail})") from exc
 
 
 def run_experiment(config: RunConfig) -> Path:
@@ -117,6 +255,7 @@ def run_experiment(config: RunConfig) -> Path:
     names = config.agent_names()
     device = resolve_device(config.device)
     world = _world_for(config, device)
+    check_agent_options(config, world, device)
     out = config.out or Path("runs") / f"{config.env.replace('/', '-')}__{datetime.now():%Y%m%d-%H%M%S}"
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out: {out} exists and is not a directory")
@@ -124,7 +263,7 @@ def run_experiment(config: RunConfig) -> Path:
         (out / "records").mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ConfigError(f"--out: cannot create {out} ({exc})") from exc
-    _write_or_check_config(out, config, world, device)
+    _write_or_check_config(out, config, names, world, device)
     _print(f"World {world.card.get('name', '?')} (hash {world.hash}); run directory {out}")
 
     pending = [(n, s) for n in names for s in range(config.seeds) if not _record_path(out, n, s).is_file()]
@@ -197,17 +336,26 @@ def _run_one(config: RunConfig, world: World, device: torch.device, name: str, s
     started = time.perf_counter()
     agent_class = AGENTS[name]
     test_env = _make_env(config, world, device, "test", agent_class.needs_oracle)
-    agent = make_agent(name, test_env.single_observation_space, test_env.single_action_space, seed, device)
-    meta = {"agent": None, "seed": seed, "world_hash": world.hash}
+    agent = make_agent(
+        name,
+        test_env.single_observation_space,
+        test_env.single_action_space,
+        seed,
+        device,
+        **config.agent_kwargs(name),
+    )
+    options = _jsonable(config.options()[name])
+    meta = {"agent": None, "seed": seed, "world_hash": world.hash, "options": options}
     curve: list[dict] = []
     if agent_class.trains_before_evaluation:
         train_env = _make_env(config, world, device, "train", False)
         checkpoint = _curve_checkpoint(config, world, device, agent, seed, started, curve)
-        agent.fit(train_env, config.train_slates, seed=TRAIN_SEED_OFFSET + seed, checkpoint=checkpoint)
+        budget = config.train_budget(name)
+        agent.fit(train_env, budget, seed=TRAIN_SEED_OFFSET + seed, checkpoint=checkpoint)
         meta["training_env"] = {
             "shoppers": "train",
             "seed": TRAIN_SEED_OFFSET + seed,
-            "budget_slates": config.train_slates,
+            "budget_slates": budget,
         }
     trained = time.perf_counter()
     records = evaluate(agent, test_env, config.episodes, seed=seed)
@@ -277,6 +425,12 @@ def _read_records(path: Path) -> pd.DataFrame:
     return records
 
 
+def _has_records(out: Path, name: str) -> bool:
+    """Whether ``out`` holds finished records of agent ``name`` (of any seed)."""
+    pattern = re.compile(rf"{re.escape(name)}__seed\d+\.csv")
+    return any(pattern.fullmatch(path.name) for path in (out / "records").iterdir())
+
+
 def _record_path(out: Path, name: str, seed: int) -> Path:
     return out / "records" / f"{name}__seed{seed}.csv"
 
@@ -297,11 +451,35 @@ def _read_curve(path: Path) -> pd.DataFrame:
 
 
 # Options that change what a recorded episode means; a resumed run must match them.
+# The agents' options (--agent-options) too, per agent: config.json's "agent_options"
+# holds those of every agent run in the directory.
 _RESUME_KEYS = ("env", "episodes", "train_slates", "num_envs", "world", "curve_points", "curve_episodes")
 
 
-def _write_or_check_config(out: Path, config: RunConfig, world: World, device: torch.device) -> None:
+def _jsonable(value: Any) -> Any:
+    """``value`` as config.json holds it (tuples as lists), for comparisons with it."""
+    return json.loads(json.dumps(value, default=str))
+
+
+def _settings(name: str, options: dict[str, Any], config: RunConfig) -> dict[str, Any]:
+    """Agent ``name``'s ``options`` with the defaults of the others (an option given its
+    default value changes nothing), as config.json holds them."""
+    parameters, _ = agent_hyperparameters(AGENTS[name])
+    defaults = {key: p.default for key, p in parameters.items() if p.default is not inspect.Parameter.empty}
+    if AGENTS[name].trains_before_evaluation:
+        defaults["train_slates"] = config.train_slates
+    return _jsonable(defaults | options)
+
+
+def _format_options(options: dict[str, Any]) -> str:
+    return ", ".join(f"{key}={value!r}" for key, value in options.items()) or "none (the defaults)"
+
+
+def _write_or_check_config(
+    out: Path, config: RunConfig, names: list[str], world: World, device: torch.device
+) -> None:
     path = out / "config.json"
+    options = _jsonable({name: config.options()[name] for name in names})
     spec_options = gym.spec(config.env).kwargs
     shopper_config = ShopperConfig(**{key: spec_options[key] for key in CONFIG_FIELDS if key in spec_options})
     document = {
@@ -316,6 +494,7 @@ def _write_or_check_config(out: Path, config: RunConfig, world: World, device: t
             "calibration": world.ground_truth()["calibration"],
         },
         "shopper_config": shopper_config.to_dict(),
+        "agent_options": options,
         "evaluation": {"shoppers": "test (held out from training)", "train_shoppers": "train"},
         "seeding": {
             "agent": "s",
@@ -343,7 +522,9 @@ def _write_or_check_config(out: Path, config: RunConfig, world: World, device: t
         defaults = asdict(RunConfig())
         recorded = {key: previous["run"].get(key, defaults[key]) for key in _RESUME_KEYS}
         recorded_world, recorded_device = previous["world"]["hash"], previous["device"]
-    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        # An older run had no agent options: its agents ran with their defaults.
+        recorded_options = dict(previous.get("agent_options", {}))
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
         raise ConfigError(f"{path} is unreadable ({exc}); choose another --out") from exc
     for key in _RESUME_KEYS:
         if recorded[key] != document["run"][key]:
@@ -356,6 +537,19 @@ def _write_or_check_config(out: Path, config: RunConfig, world: World, device: t
     if recorded_device != str(device):
         # Random streams differ between devices, so records would not be comparable.
         raise ConfigError(f"{out} was recorded on device {recorded_device}, not {device}")
+    for name in names:
+        recorded = recorded_options.get(name, {})
+        # Only records make a difference: an agent without any takes the new options.
+        changed = _settings(name, recorded, config) != _settings(name, options[name], config)
+        if changed and _has_records(out, name):
+            raise ConfigError(
+                f"{out} holds {name} records with agent options {_format_options(recorded)}, not "
+                f"{_format_options(options[name])}; choose another --out to keep both"
+            )
+    merged = recorded_options | options
+    if merged != recorded_options:
+        # Agents new to the directory (or without records yet): config.json records their options.
+        _atomic_write(path, json.dumps(previous | {"agent_options": merged}, indent=2, default=str))
 
 
 def _atomic_write(path: Path, text: str) -> None:

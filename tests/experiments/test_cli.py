@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -10,12 +11,13 @@ from pathlib import Path
 import gymnasium as gym
 import pandas as pd
 import pytest
+import tyro
 
 import shopgym.experiments.runner as runner
 from shopgym.agents import AGENTS
 from shopgym.envs import PRESETS
 from shopgym.experiments.cli import main
-from shopgym.experiments.runner import RunConfig, run_experiment
+from shopgym.experiments.runner import RunConfig, agent_hyperparameters, run_experiment
 from shopgym.experiments.stats import summarize
 
 from .helpers import SYNTHETIC_ID, TINY_RUN, run_cli
@@ -161,7 +163,10 @@ def test_learning_curves_change_no_final_record(tmp_path):
 def test_agents_command_lists_every_agent(capsys):
     assert main(["agents"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert [line.split()[0] for line in lines] == list(AGENTS)
+    # One unindented line per agent (its hyperparameters indented below it), then a footer.
+    listed = [line.split()[0] for line in lines if line and not line[0].isspace()]
+    assert listed[: len(AGENTS)] == list(AGENTS)
+    assert "--agent-options" in lines[-2]
 
 
 def test_envs_command_lists_every_registered_id(capsys):
@@ -225,3 +230,227 @@ def test_out_naming_a_file_is_a_one_line_error(tmp_path, capsys):
     path.write_text("not a directory")
     assert run_cli([*TINY_RUN, "--out", str(path)]) == 2
     assert capsys.readouterr().err.startswith("shopgym: error: --out")
+
+
+# --agent-options: hyperparameters and training budgets per agent.
+
+OPTIONS_RUN = [
+    "run",
+    "--env",
+    SYNTHETIC_ID,
+    "--agents",
+    "random,epsilon-greedy,static-mf",
+    "--seeds",
+    "1",
+    "--episodes",
+    "10",
+    "--num-envs",
+    "5",
+    "--train-slates",
+    "100",
+    "--curve-points",
+    "0",
+    "--no-progress",
+]
+
+
+def _options_run(out: Path, *options: str, flags: tuple[str, ...] = ()) -> int:
+    argv = [*OPTIONS_RUN, *flags, "--out", str(out)]
+    return run_cli([*argv, "--agent-options", *options] if options else argv)
+
+
+def _meta(out: Path, agent: str, seed: int = 0) -> dict:
+    return json.loads((out / "records" / f"{agent}__seed{seed}.json").read_text())
+
+
+def _contents(folder: Path) -> dict[str, bytes]:
+    return {
+        str(path.relative_to(folder)): path.read_bytes()
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    }
+
+
+def test_agent_options_are_parsed_as_literals_else_strings():
+    config = RunConfig(
+        agents="slateq,ppo,planning-oracle",
+        agent_options=(
+            "slateq.lr=1e-3",
+            "slateq.target=q-learning",  # not a literal: a string
+            " slateq.double_q = False ",
+            "ppo.hidden_sizes=[32, 32]",  # a list where the default is a tuple: a tuple
+            "ppo.target_kl=None",
+            "ppo.train_slates=500",
+            "planning-oracle.horizon=3",
+        ),
+    )
+    config.validate()
+    options = config.options()
+    assert options["slateq"] == {"lr": 0.001, "target": "q-learning", "double_q": False}
+    assert options["ppo"] == {"hidden_sizes": (32, 32), "target_kl": None, "train_slates": 500}
+    assert config.agent_kwargs("ppo") == {"hidden_sizes": (32, 32), "target_kl": None}
+    assert config.train_budget("ppo") == 500
+    assert config.train_budget("slateq") == config.train_slates  # the global --train-slates
+    assert config.options()["planning-oracle"] == {"horizon": 3}
+
+
+def test_agent_options_flag_takes_several_values():
+    args = ["--agent-options", "ppo.n_epochs=8", "slateq.lr=1e-3", "--seeds", "2"]
+    command = tyro.cli(RunConfig, args=args)
+    assert command.agent_options == ("ppo.n_epochs=8", "slateq.lr=1e-3")
+    assert command.seeds == 2
+
+
+def test_agent_hyperparameters_follow_the_constructors_kwargs():
+    # bpr-mf passes **training on to the base class: its parameters are bpr-mf's too.
+    parameters, open_ = agent_hyperparameters(AGENTS["bpr-mf"])
+    assert {"dim", "weight_decay", "logging_policy", "epochs", "lr"} <= set(parameters) and not open_
+    assert parameters["weight_decay"].default == 0.001  # the subclass's default, not the base's
+    assert not {"observation_space", "action_space", "seed", "device"} & set(parameters)
+    assert agent_hyperparameters(AGENTS["random"]) == ({}, False)
+    # The SB3 agents pass other keywords to the SB3 algorithm.
+    parameters, open_ = agent_hyperparameters(AGENTS["sb3-ppo"])
+    assert {"log_std_init", "slate_gamma", "hidden"} <= set(parameters) and open_
+
+
+def test_agent_options_reach_the_agents_and_the_records(monkeypatch, tmp_path):
+    built = []
+    make_agent = runner.make_agent
+
+    def spy_make_agent(name, observation_space, action_space, seed, device, **kwargs):
+        agent = make_agent(name, observation_space, action_space, seed, device, **kwargs)
+        built.append((name, seed, kwargs, agent))
+        return agent
+
+    monkeypatch.setattr(runner, "make_agent", spy_make_agent)
+    out = tmp_path / "run"
+    options = ("epsilon-greedy.epsilon=0.5", "static-mf.epochs=2", "static-mf.train_slates=60")
+    assert _options_run(out, *options) == 0
+    # Built once to check the options (seed 0), then for the run.
+    runs = {name: (kwargs, agent) for name, seed, kwargs, agent in built}
+    assert runs["epsilon-greedy"][0] == {"epsilon": 0.5} and runs["epsilon-greedy"][1].epsilon == 0.5
+    assert runs["static-mf"][0] == {"epochs": 2} and runs["static-mf"][1].epochs == 2
+    assert runs["random"][0] == {}
+    assert _meta(out, "epsilon-greedy")["agent"]["epsilon"] == 0.5
+    static_mf = _meta(out, "static-mf")
+    assert static_mf["options"] == {"epochs": 2, "train_slates": 60}
+    # Its own budget, not --train-slates 100.
+    assert static_mf["training_env"]["budget_slates"] == 60
+    assert 60 <= static_mf["agent"]["training_data"]["slates"] < 100
+    config = json.loads((out / "config.json").read_text())
+    assert config["agent_options"] == {
+        "random": {},
+        "epsilon-greedy": {"epsilon": 0.5},
+        "static-mf": {"epochs": 2, "train_slates": 60},
+    }
+    assert config["run"]["agent_options"] == list(options)
+
+
+BAD_OPTIONS = [
+    ("epsilon-greedy.epsilon", "not AGENT.PARAM=VALUE"),
+    ("epsilon-greedy=0.5", "not AGENT.PARAM=VALUE"),
+    (".epsilon=0.5", "not AGENT.PARAM=VALUE"),
+    ("epsilon-greedy.epsilon=", "not AGENT.PARAM=VALUE"),
+    ("ucb1.exploration=1", "not among --agents"),
+    ("bogus.x=1", "not among --agents"),
+    ("epsilon-greedy.bogus=1", "it takes epsilon, prior_impressions"),
+    ("static-mf.bogus=1", "train_slates"),  # the accepted list names the budget too
+    ("epsilon-greedy.seed=3", "the runner sets it"),
+    ("epsilon-greedy.epsilon=abc", "takes a number"),
+    ("static-mf.epochs=2.5", "takes an int"),
+    ("epsilon-greedy.epsilon=2", "epsilon must be in [0, 1]"),  # the constructor's own check
+    ("static-mf.train_slates=0", "int >= 1"),
+    ("static-mf.train_slates=1.5", "int >= 1"),
+    ("random.train_slates=5", "does not train before evaluation"),
+]
+
+
+@pytest.mark.parametrize(("entry", "detail"), BAD_OPTIONS)
+def test_bad_agent_options_give_one_line_errors_naming_the_entry(entry, detail, capsys, tmp_path):
+    out = tmp_path / "run"
+    assert _options_run(out, entry) == 2
+    captured = capsys.readouterr()
+    error = captured.err
+    assert error.startswith("shopgym: error: --agent-options")
+    assert error.count("\n") == 1, error
+    assert repr(entry) in error and detail in error, error
+    assert "Traceback" not in error + captured.out
+    assert not out.exists()  # nothing written before the options are checked
+
+
+def test_agent_option_given_twice_is_an_error(capsys, tmp_path):
+    assert _options_run(tmp_path / "run", "epsilon-greedy.epsilon=0.2", "epsilon-greedy.epsilon=0.3") == 2
+    assert "given twice" in capsys.readouterr().err
+
+
+def test_resume_with_other_agent_options_is_refused(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert _options_run(out, "epsilon-greedy.epsilon=0.5", "static-mf.train_slates=60") == 0
+    (out / "records" / "random__seed0.csv").unlink()  # something to resume
+    before = _contents(out)
+    for options in (
+        ("epsilon-greedy.epsilon=0.4", "static-mf.train_slates=60"),
+        ("static-mf.train_slates=60",),  # epsilon-greedy back at its defaults
+        ("epsilon-greedy.epsilon=0.5", "static-mf.train_slates=80"),
+    ):
+        capsys.readouterr()
+        assert _options_run(out, *options) == 2
+        error = capsys.readouterr().err
+        assert error.startswith("shopgym: error: ") and error.count("\n") == 1, error
+        assert str(out) in error and "agent options" in error and "choose another --out" in error
+        assert _contents(out) == before
+    # The same options (an option at its default value is no change) resume it.
+    same = ("static-mf.train_slates=60", "epsilon-greedy.epsilon=0.5", "static-mf.dim=16")
+    assert _options_run(out, *same) == 0
+    assert "resuming: 2 (agent, seed) runs already recorded" in capsys.readouterr().out
+
+
+def test_resume_records_the_options_of_agents_new_to_the_run(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert _options_run(out, "epsilon-greedy.epsilon=0.5") == 0
+    # A new agent with options of its own joins the run directory.
+    options = ("epsilon-greedy.epsilon=0.5", "ucb1.exploration=0.7")
+    assert _options_run(out, *options, flags=("--agents", "epsilon-greedy,ucb1")) == 0
+    recorded = json.loads((out / "config.json").read_text())["agent_options"]
+    assert recorded["ucb1"] == {"exploration": 0.7} and recorded["epsilon-greedy"] == {"epsilon": 0.5}
+    assert _meta(out, "ucb1")["agent"]["exploration"] == 0.7
+    capsys.readouterr()
+    # ... so a later run cannot give it other ones.
+    assert _options_run(out, flags=("--agents", "ucb1")) == 2
+    assert "ucb1 records" in capsys.readouterr().err
+
+
+def test_run_directory_without_recorded_agent_options_resumes_at_the_defaults(tiny_run, tmp_path, capsys):
+    out = tmp_path / "run"
+    shutil.copytree(tiny_run, out)
+    # As written before --agent-options: no "agent_options" in config.json.
+    config = json.loads((out / "config.json").read_text())
+    del config["agent_options"]
+    (out / "config.json").write_text(json.dumps(config))
+    (out / "records" / "random__seed0.csv").unlink()
+    argv = [*TINY_RUN, "--out", str(out), "--agents", "random,epsilon-greedy"]
+    assert run_cli([*argv, "--agent-options", "epsilon-greedy.epsilon=0.3"]) == 2
+    assert "epsilon-greedy records with agent options none (the defaults)" in capsys.readouterr().err
+    assert run_cli([*argv, "--agent-options", "epsilon-greedy.epsilon=0.1"]) == 0  # its default
+    assert "resuming: 3 (agent, seed) runs already recorded" in capsys.readouterr().out
+
+
+def test_agents_command_lists_hyperparameters_with_defaults(capsys):
+    assert main(["agents"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("epsilon-greedy "))
+    assert lines[start + 1 : start + 3] == ["    epsilon=0.1", "    prior_impressions=1.0"]
+    slateq = lines[next(i for i, line in enumerate(lines) if line.startswith("slateq ")) :]
+    assert slateq[1].startswith("    train_slates=")  # agents that train have a budget
+    assert "    lr=0.001" in slateq
+    assert "    logging_policy='random'" in lines  # inherited by the static recommenders
+
+
+def test_agents_command_prints_one_agents_documentation(capsys):
+    assert main(["agents", "epsilon-greedy"]) == 0
+    output = capsys.readouterr().out
+    assert output.startswith("epsilon-greedy\n")
+    assert "epsilon: exploration probability" in output  # from the docstring's Args
+    assert output.rstrip().endswith("    prior_impressions=1.0")
+    assert main(["agents", "bogus"]) == 2
+    assert "unknown agent 'bogus'" in capsys.readouterr().err
