@@ -71,9 +71,9 @@ def test_tiny_synthetic_run_writes_the_run_directory(tiny_run, synthetic):
                 records,
                 frame[(frame["agent"] == agent) & (frame["seed"] == seed)].reset_index(drop=True),
             )
-    static_mf = json.loads((tiny_run / "records" / "static-mf__seed0.json").read_text())
-    assert static_mf["training_env"]["shoppers"] == "train"
-    assert static_mf["agent"]["training_data"]["slates"] >= 200
+    static = json.loads((tiny_run / "records" / "bpr-mf__seed0.json").read_text())
+    assert static["training_env"]["shoppers"] == "train"
+    assert static["agent"]["training_data"]["slates"] >= 200
     # Agents that do not train before evaluation get no training environment.
     assert "training_env" not in json.loads((tiny_run / "records" / "random__seed0.json").read_text())
 
@@ -90,10 +90,10 @@ def test_default_env_smoke_run(movielens, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert movielens.hash in printed
     table = printed[printed.index("agent  ") :]
-    assert [line.split()[0] for line in table.splitlines()[2:7]] == DEFAULT_AGENTS
+    assert [line.split()[0] for line in table.splitlines()[2 : 2 + len(DEFAULT_AGENTS)]] == DEFAULT_AGENTS
     _check_run_directory(out, DEFAULT_AGENTS, seeds=2, episodes=20)
     config = json.loads((out / "config.json").read_text())
-    assert config["run"]["env"] == "shopgym/Shopper-v0"
+    assert config["run"]["env"] == "shopgym/Shopper-v1"
     assert config["world"]["hash"] == movielens.hash
 
 
@@ -428,10 +428,10 @@ def test_run_directory_without_recorded_agent_options_resumes_at_the_defaults(ti
     del config["agent_options"]
     (out / "config.json").write_text(json.dumps(config))
     (out / "records" / "random__seed0.csv").unlink()
-    argv = [*TINY_RUN, "--out", str(out), "--agents", "random,epsilon-greedy"]
-    assert run_cli([*argv, "--agent-options", "epsilon-greedy.epsilon=0.3"]) == 2
-    assert "epsilon-greedy records with agent options none (the defaults)" in capsys.readouterr().err
-    assert run_cli([*argv, "--agent-options", "epsilon-greedy.epsilon=0.1"]) == 0  # its default
+    argv = [*TINY_RUN, "--out", str(out), "--agents", "random,linucb"]
+    assert run_cli([*argv, "--agent-options", "linucb.exploration=0.9"]) == 2
+    assert "linucb records with agent options none (the defaults)" in capsys.readouterr().err
+    assert run_cli([*argv, "--agent-options", "linucb.exploration=0.5"]) == 0  # its default
     assert "resuming: 3 (agent, seed) runs already recorded" in capsys.readouterr().out
 
 
