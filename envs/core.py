@@ -46,8 +46,15 @@ def with_options(config: Any, overrides: dict[str, Any]) -> Any:
 
 
 def to_numpy(tensors: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
-    """Batched tensors -> batched NumPy arrays (float32 and int64)."""
-    return {key: value.cpu().numpy() for key, value in tensors.items()}
+    """Batched tensors -> batched NumPy arrays (float32 and int64) of their own: on the CPU
+    ``.numpy()`` would share memory with the simulator's state, which a caller writing
+    into an observation would then change."""
+    return {key: _own_array(value) for key, value in tensors.items()}
+
+
+def _own_array(tensor: torch.Tensor) -> np.ndarray:
+    array = tensor.cpu().numpy()
+    return array.copy() if tensor.device.type == "cpu" else array  # .cpu() copied from a GPU
 
 
 def row(batch: dict[str, np.ndarray], index: int) -> dict[str, np.ndarray]:

@@ -27,6 +27,11 @@ ObservationMode = Literal["full", "features"]
 OBSERVATION_MODES: tuple[str, ...] = ("full", "features")
 
 
+# What the adapter takes from its torch env when it is built: setting one afterwards
+# would leave the two disagreeing (oracle_info without the torch env's utilities).
+_FIXED_ATTRIBUTES = ("oracle_info", "observation_mode", "torch_env", "simulator", "num_envs")
+
+
 class ShopperSB3VecEnv(VecEnv):
     """``num_envs`` shoppers as an SB3 ``VecEnv``. Arguments as :class:`ShopperEnv`, and:
 
@@ -157,6 +162,11 @@ class ShopperSB3VecEnv(VecEnv):
         return [slot.get_wrapper_attr(attr_name) for slot in self._slots(indices)]
 
     def set_attr(self, attr_name: str, value: Any, indices: VecEnvIndices = None) -> None:
+        if attr_name in _FIXED_ATTRIBUTES:
+            raise ConfigError(
+                f"set_attr({attr_name!r}): {attr_name} is fixed when the adapter is built "
+                f"(ShopperSB3VecEnv(..., {attr_name}=...) or from_torch_env); build a new adapter"
+            )
         asked = sorted(set(self._get_indices(indices)))
         if asked != list(range(self.num_envs)):
             raise ConfigError(

@@ -102,6 +102,9 @@ class TorchVectorEnv:
         info: a function of the simulator giving the (B, ...) tensors that a reset and
             every step add to their info (the oracle's true utilities), or ``None``.
 
+    The observation tensors may be the simulator's own state (no copies on the device):
+    read them, do not write into them; the NumPy adapters hand out copies.
+
     Attributes:
         num_envs: B.
         device: where every tensor in and out lives.
@@ -250,7 +253,7 @@ class GymnasiumTorchAdapter:
             truncated=torch.as_tensor(np.asarray(truncated), device=self.device),
             clicks=torch.as_tensor(slate_info(info, "clicks"), device=self.device),
             purchases=torch.as_tensor(slate_info(info, "purchases"), device=self.device),
-            info={},
+            info=self._tensors(_array_entries(info)),
             observe_final=observe_final,
         )
 
@@ -278,7 +281,9 @@ def as_torch_env(env: Any, user: str = "GymnasiumTorchAdapter") -> TorchVectorEn
     when that env does not reset in the same step)."""
     if isinstance(env, TorchVectorEnv | GymnasiumTorchAdapter):
         return env
-    torch_env = getattr(env, "torch_env", None)
+    # The env's own attribute only: a wrapper (SB3's VecNormalize, say) forwards
+    # attribute reads to what it wraps, and unwrapping it would drop what it does.
+    torch_env = vars(env).get("torch_env") if hasattr(env, "__dict__") else None
     if isinstance(torch_env, TorchVectorEnv):
         return torch_env
     if not hasattr(env, "num_envs"):

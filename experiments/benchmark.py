@@ -373,7 +373,7 @@ def _cell(
     except Skip as reason:
         row.note = f"skipped: {reason}"
         return row
-    except (MemoryError, torch.OutOfMemoryError) as exc:
+    except (MemoryError, torch.cuda.OutOfMemoryError) as exc:
         row.note = f"skipped: out of memory ({_first_line(exc)})"
         return row
     finally:

@@ -189,10 +189,10 @@ def test_get_attr_env_method_env_is_wrapped():
     assert env.get_attr("num_envs", indices=1) == [B]
     assert env.get_attr("index", indices=[3, 1]) == [3, 1]
     assert len(env.get_attr("render_mode")) == B
-    env.set_attr("oracle_info", True)
-    assert env.get_attr("oracle_info") == [True] * B
+    env.set_attr("note", "shared")
+    assert env.get_attr("note") == ["shared"] * B
     with pytest.raises(ConfigError, match="share one simulator"):
-        env.set_attr("oracle_info", False, indices=[0])
+        env.set_attr("note", "one", indices=[0])
     assert env.env_method("render") == [None] * B
     assert env.env_method("get_wrapper_attr", "index", indices=[1, 3]) == [1, 3]
     with pytest.raises(ConfigError, match="cannot be called per sub-environment"):

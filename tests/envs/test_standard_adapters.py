@@ -268,11 +268,44 @@ def test_sb3_get_attr_and_set_attr():
     assert env.has_attr("simulator") and not env.has_attr("bogus")
     with pytest.raises(AttributeError):
         env.get_attr("bogus")
-    env.set_attr("oracle_info", True, indices=range(B))
-    assert env.get_attr("oracle_info") == [True] * B
+    env.set_attr("note", "shared", indices=range(B))
+    assert env.get_attr("note") == ["shared"] * B
     with pytest.raises(ConfigError, match=r"sub-environments \[1, 2\]"):
-        env.set_attr("oracle_info", False, indices=[2, 1])
-    assert env.oracle_info is True
+        env.set_attr("note", "one", indices=[2, 1])
+    assert env.note == "shared"
+    # What the adapter takes from its torch env when built cannot be changed after.
+    with pytest.raises(ConfigError, match="oracle_info is fixed when the adapter is built"):
+        env.set_attr("oracle_info", True)
+    env.reset()
+    env.step_async(_actions(env, np.random.default_rng(0)))
+    env.step_wait()  # still steps
+
+
+def test_numpy_observations_do_not_share_memory_with_the_simulator():
+    vector = gym.make_vec(SYNTHETIC, num_envs=B, vectorization_mode="vector_entry_point")
+    observation, _ = vector.reset(seed=0)
+    simulator = vector.unwrapped.torch_env.simulator
+    before = {key: value.clone() for key, value in simulator.observe().items()}
+    for value in observation.values():
+        value[...] = 0  # a caller's scratch use of the arrays it was handed
+    single = gym.make(SYNTHETIC)
+    single_observation, _ = single.reset(seed=0)
+    single_before = single.unwrapped.simulator.observe()["candidate_ids"].clone()
+    single_observation["candidate_ids"][...] = 0
+    after = simulator.observe()
+    assert all(torch.equal(before[key], after[key]) for key in before)
+    assert torch.equal(single.unwrapped.simulator.observe()["candidate_ids"], single_before)
+
+
+def test_as_torch_env_does_not_unwrap_through_a_wrapper():
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    from shopgym.envs.torch_env import as_torch_env
+
+    wrapped = VecNormalize(_sb3(observation="features"))
+    assert wrapped.torch_env is wrapped.venv.torch_env  # SB3 forwards the attribute read
+    with pytest.raises(ConfigError):
+        as_torch_env(wrapped)
 
 
 def test_sb3_seed_reset_infos_and_terminal_observation():
