@@ -218,7 +218,7 @@ class InterestEvolutionTorchEnv(TorchVectorEnv):
     """``num_envs`` users of :class:`InterestEvolutionEnv` as a
     :class:`shopgym.envs.torch_env.TorchVectorEnv`: tensors in and out on the
     simulator's device (``"auto"``: CUDA when available). ``TorchStep.info`` holds
-    ``watch_time`` and ``time_budget`` (B,); ``check_slates`` as in
+    ``watch_time`` and ``time_budget`` (B,); ``check_slates`` and ``compile`` as in
     :class:`~shopgym.envs.torch_env.TorchVectorEnv`; ``options`` as in
     :class:`InterestEvolutionEnv`."""
 
@@ -228,6 +228,7 @@ class InterestEvolutionTorchEnv(TorchVectorEnv):
         device: str | torch.device = "auto",
         config: InterestEvolutionConfig | None = None,
         check_slates: bool = True,
+        compile: bool = False,
         **options: Any,
     ):
         simulator = make_simulator(num_envs, device, config, options)
@@ -237,6 +238,7 @@ class InterestEvolutionTorchEnv(TorchVectorEnv):
             observation_space(config),
             SlateSpace(config.num_candidates, config.slate_size),
             check_slates=check_slates,
+            compile=compile,
         )
 
 

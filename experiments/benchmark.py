@@ -10,7 +10,8 @@ For each environment preset and batch size B it times, in one process:
   rows stand);
 - ``torch env``: :func:`shopgym.envs.make_torch_env` (``TorchVectorEnv``), tensors in and
   out on the device, the next observation every step, slates checked (its default);
-  ``torch env, unchecked``: the same with ``check_slates=False``;
+  ``torch env, unchecked``: the same with ``check_slates=False``; ``torch env, compiled``:
+  unchecked, with ``compile=True`` (at ``--compile-batch-sizes``);
 - ``gym vector env``: ``gymnasium.make_vec(ID, num_envs=B, device=...)``, NumPy in and out;
 - ``SB3 VecEnv``: :class:`shopgym.envs.sb3.ShopperSB3VecEnv` (shopper presets only);
 - ``single env``: ``gymnasium.make(ID)`` at its defaults (B = 1), reset when an
@@ -83,6 +84,7 @@ LABELS = {
     "compiled": "core, compiled",
     "torch": "torch env",
     "torch-unchecked": "torch env, unchecked",
+    "torch-compiled": "torch env, compiled",
     "vector": "gym vector env",
     "sb3": "SB3 VecEnv",
     "single": "single env",
@@ -324,9 +326,13 @@ def _measure_env(config: BenchmarkConfig, env_id: str, device: torch.device, rep
         add(_reference_row(config, env_id, base))
     per_step: dict[str, tuple[int, float]] = {}  # adapter -> (B, seconds per step) of its last cell
     for batch in config.batch_sizes:
-        compiled = config.compile and "core" in config.adapters and batch in config.compile_batch_sizes
-        kinds = ["core", *(["compiled"] if compiled else []), "torch", "torch-unchecked", "vector", "sb3"]
-        wanted = {*config.adapters, "compiled", *(["torch-unchecked"] if "torch" in config.adapters else [])}
+        compiled = config.compile and batch in config.compile_batch_sizes
+        kinds = ["core", "compiled", "torch", "torch-unchecked", "torch-compiled", "vector", "sb3"]
+        wanted = {*config.adapters}
+        if "core" in config.adapters and compiled:
+            wanted.add("compiled")
+        if "torch" in config.adapters:
+            wanted |= {"torch-unchecked", *(["torch-compiled"] if compiled else [])}
         for kind in (kind for kind in kinds if kind in wanted):
             make = _stepper_factory(kind, base, world, env_id, batch, device, config.seed)
             row = _cell(config, env_id, kind, batch, make, per_step.get(kind))
@@ -381,7 +387,7 @@ def _cell(
     row.steps, row.seconds = calls, elapsed
     row.steps_per_s = calls * batch / elapsed
     row.us_per_step = elapsed / calls * 1e6
-    if kind == "compiled":
+    if kind in ("compiled", "torch-compiled"):
         row.note = f"build and compile {built:.1f} s"
     return row
 
@@ -415,8 +421,10 @@ def _stepper_factory(
         return lambda: _core_stepper(
             _core_simulator(base, world, batch, device, seed), seed, kind == "compiled"
         )
-    if kind in ("torch", "torch-unchecked"):
-        return lambda: _torch_env_stepper(env_id, world, batch, device, seed, kind == "torch")
+    if kind in ("torch", "torch-unchecked", "torch-compiled"):
+        return lambda: _torch_env_stepper(
+            env_id, world, batch, device, seed, check=kind == "torch", compile=kind == "torch-compiled"
+        )
     if kind == "vector":
         return lambda: _vector_stepper(env_id, world, batch, device, seed)
     return lambda: _sb3_stepper(base, world, batch, device, seed)
@@ -481,11 +489,24 @@ def _core_stepper(simulator: Simulator, seed: int, compiled: bool = False) -> Ca
 
 
 def _torch_env_stepper(
-    env_id: str, world: World | None, batch: int, device: torch.device, seed: int, check: bool
+    env_id: str,
+    world: World | None,
+    batch: int,
+    device: torch.device,
+    seed: int,
+    check: bool,
+    compile: bool = False,
 ) -> Callable[[int], None]:
-    """A step of the torch env on pre-drawn slates on the device (checked or not)."""
+    """A step of the torch env on pre-drawn slates on the device (checked or not; with
+    ``compile``, its simulator compiled, here: a failure is a :class:`Skip`)."""
     options: dict[str, Any] = {} if world is None else {"world": world}
-    env = make_torch_env(env_id, batch, device=device, check_slates=check, **options)
+    if compile:
+        torch._dynamo.reset()  # a fresh compile per cell, as the compiled core's
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        env = make_torch_env(env_id, batch, device=device, check_slates=check, compile=compile, **options)
+    if compile and not env.compiled:
+        raise Skip(f"{caught[-1].message if caught else 'torch.compile failed'}; the eager torch env stands")
     env.reset(seed=seed)
     slates = _torch_slates(env.simulator, seed)
     synchronize = env.device.type == "cuda"

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from shopgym.envs import TORCH_ENVS, make_torch_env
-from shopgym.envs.torch_env import GymnasiumTorchAdapter, TorchVectorEnv, as_torch_env
+from shopgym.envs.torch_env import GymnasiumTorchAdapter, TorchVectorEnv, _compiled_step, as_torch_env
 from shopgym.simulator.errors import ConfigError, SlateError
 
 from ._helpers import SYNTHETIC
@@ -158,3 +158,50 @@ def test_unchecked_steps_never_wait_on_the_device(env_id):
     finally:
         torch.cuda.set_sync_debug_mode("default")
     assert step.reward.device.type == "cuda"
+
+
+def _assert_same_state(ours, theirs) -> None:
+    if isinstance(ours, dict):
+        assert ours.keys() == theirs.keys()
+        for key in ours:
+            _assert_same_state(ours[key], theirs[key])
+    else:
+        assert torch.equal(ours, theirs)
+
+
+def _rollout(env: TorchVectorEnv, steps: int) -> list[torch.Tensor]:
+    env.reset(seed=5)
+    generator = torch.Generator().manual_seed(2)
+    return [env.step(_slates(env, generator)).reward for _ in range(steps)]
+
+
+def test_a_failed_compile_warns_and_steps_eagerly_from_the_restored_state(monkeypatch):
+    def broken_compile(step, **kwargs):
+        def run(*args, **kwargs):
+            step(*args, **kwargs)  # the trial step changes the state, then fails
+            raise RuntimeError("no C++ compiler")
+
+        return run
+
+    eager = make_torch_env(SYNTHETIC, B, device="cpu")
+    before = eager.simulator.snapshot()
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    failed = r"torch.compile failed \(no C\+\+ compiler\); the env steps eagerly"
+    with pytest.warns(UserWarning, match=failed):
+        assert _compiled_step(eager.simulator) is None
+    _assert_same_state(eager.simulator.snapshot(), before)  # the trial step was undone
+    with pytest.warns(UserWarning, match=failed):
+        fallen_back = make_torch_env(SYNTHETIC, B, device="cpu", compile=True)
+    assert not fallen_back.compiled and not eager.compiled
+    for ours, theirs in zip(_rollout(fallen_back, 20), _rollout(eager, 20), strict=True):
+        assert torch.equal(ours, theirs)
+
+
+@pytest.mark.slow  # compiles twice: about a minute on 2 CPU cores
+@pytest.mark.parametrize("env_id", [SYNTHETIC, IE])
+def test_a_compiled_env_steps_like_the_eager_one(env_id):
+    compiled = make_torch_env(env_id, B, device="cpu", compile=True)
+    assert compiled.compiled
+    eager = make_torch_env(env_id, B, device="cpu")
+    for ours, theirs in zip(_rollout(compiled, 30), _rollout(eager, 30), strict=True):
+        torch.testing.assert_close(ours, theirs)

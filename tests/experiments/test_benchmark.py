@@ -98,7 +98,7 @@ def test_a_failed_compile_is_a_skipped_row_and_slow_cells_are_capped(tmp_path, m
         BenchmarkConfig(
             envs=(SYNTHETIC,),
             batch_sizes=(1, 1000),
-            adapters=("core", "vector"),
+            adapters=("core", "torch", "vector"),
             reference=False,
             state_batch_sizes=(1, 2),
             out=tmp_path / "compile.json",
@@ -114,6 +114,9 @@ def test_a_failed_compile_is_a_skipped_row_and_slow_cells_are_capped(tmp_path, m
         compiled.steps_per_s is None
         and "torch.compile failed (RuntimeError: no compiler here)" in compiled.note
     )
+    compiled_env = rows["torch env, compiled", 1]
+    assert compiled_env.steps_per_s is None and "no compiler here" in compiled_env.note
+    assert rows["torch env", 1].steps_per_s > 0
     for what in ("core", "gym vector env"):
         assert rows[what, 1000].steps_per_s is None and "--max-cell-seconds" in rows[what, 1000].note
 
