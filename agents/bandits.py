@@ -37,7 +37,7 @@ from typing import Any, ClassVar
 import torch
 from gymnasium import spaces
 
-from shopgym.agents.base import Agent, Observation, Transition, batch_of, random_slates, top_k
+from shopgym.agents.base import Agent, Observation, Transition, batch_of, check_at_least, random_slates, top_k
 from shopgym.envs.spaces import SlateSpace
 from shopgym.simulator.errors import ConfigError
 
@@ -261,8 +261,7 @@ class UCB1Agent(ItemBandit):
         exploration: float = 0.2,
     ):
         super().__init__(observation_space, action_space, seed, device)
-        if not exploration >= 0:
-            raise ConfigError(f"exploration must be >= 0, got {exploration}")
+        check_at_least(0, exploration=exploration)
         self.exploration = exploration
 
     def index(self) -> torch.Tensor:
@@ -367,8 +366,7 @@ class CascadingUCBAgent(ItemBandit):
         exploration: float = 0.2,
     ):
         super().__init__(observation_space, action_space, seed, device)
-        if not exploration >= 0:
-            raise ConfigError(f"exploration must be >= 0, got {exploration}")
+        check_at_least(0, exploration=exploration)
         self.exploration = exploration
 
     def credit(self, transition: Transition) -> tuple[torch.Tensor, torch.Tensor]:
@@ -535,8 +533,7 @@ class LinUCBAgent(LinearBandit):
         exploration: float = 0.5,
     ):
         super().__init__(observation_space, action_space, seed, device, ridge, features_key)
-        if not exploration >= 0:
-            raise ConfigError(f"exploration must be >= 0, got {exploration}")
+        check_at_least(0, exploration=exploration)
         self.exploration = exploration
 
     def widths(self, contexts: torch.Tensor) -> torch.Tensor:
@@ -580,8 +577,7 @@ class LinearThompsonAgent(LinearBandit):
         scale: float = 0.3,
     ):
         super().__init__(observation_space, action_space, seed, device, ridge, features_key)
-        if not scale >= 0:
-            raise ConfigError(f"scale must be >= 0, got {scale}")
+        check_at_least(0, scale=scale)
         self.scale = scale
 
     def sample_weights(self, rows: int) -> torch.Tensor:

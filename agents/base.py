@@ -189,6 +189,14 @@ class Agent(ABC):
         self.load_state_dict(saved["state"])
 
 
+def check_at_least(bound: int, **hyperparameters: float) -> None:
+    """Raise a :class:`ConfigError` naming the first of ``hyperparameters`` (name=value)
+    below ``bound``, for the constructors' checks of their settings."""
+    for name, value in hyperparameters.items():
+        if not value >= bound:  # not `value < bound`, which lets NaN through
+            raise ConfigError(f"{name} must be >= {bound}, got {value}")
+
+
 def top_k(scores: torch.Tensor, k: int, generator: torch.Generator) -> torch.Tensor:
     """(B, k) indices of the k highest (B, N) scores per row, best first; ties broken at
     random (by ``generator``, which must live on the scores' device)."""

@@ -58,7 +58,7 @@ import torch
 from gymnasium import spaces
 from torch import nn
 
-from shopgym.agents.base import Agent, Checkpoint, CurvePoints, Observation, top_k
+from shopgym.agents.base import Agent, Checkpoint, CurvePoints, Observation, check_at_least, top_k
 from shopgym.envs.spaces import SlateSpace
 from shopgym.envs.torch_env import as_torch_env
 from shopgym.simulator.determinism import derived_seeds
@@ -416,9 +416,7 @@ class PPOAgent(Agent):
         hidden_sizes: tuple[int, ...] = (64, 64),
     ):
         super().__init__(observation_space, action_space, seed, device)
-        for label, value in (("n_steps", n_steps), ("n_epochs", n_epochs), ("n_minibatches", n_minibatches)):
-            if value < 1:
-                raise ConfigError(f"{label} must be >= 1, got {value}")
+        check_at_least(1, n_steps=n_steps, n_epochs=n_epochs, n_minibatches=n_minibatches)
         if not (0 <= gamma <= 1 and 0 <= gae_lambda <= 1):
             raise ConfigError(f"gamma and gae_lambda must be in [0, 1], got {gamma}, {gae_lambda}")
         if not clip_range > 0:

@@ -34,7 +34,7 @@ import torch
 from gymnasium import spaces
 from torch import nn
 
-from shopgym.agents.base import Agent, Checkpoint, CurvePoints, Observation, random_slates
+from shopgym.agents.base import Agent, Checkpoint, CurvePoints, Observation, check_at_least, random_slates
 from shopgym.envs.spaces import SlateSpace
 from shopgym.simulator.determinism import deterministic_algorithms
 from shopgym.simulator.errors import ConfigError
@@ -457,16 +457,15 @@ class SlateQAgent(Agent):
             raise ConfigError(f"tau must be in (0, 1], got {tau}")
         if not 0 <= epsilon_end <= 1 or not 0 <= epsilon_start <= 1:
             raise ConfigError(f"epsilons must be in [0, 1], got {epsilon_start} and {epsilon_end}")
-        for key, value in {
-            "batch_size": batch_size,
-            "buffer_size": buffer_size,
-            "train_freq": train_freq,
-            "target_update_interval": target_update_interval,
-            "hidden": hidden,
-            "interaction_dim": interaction_dim,
-        }.items():
-            if value < 1:
-                raise ConfigError(f"{key} must be >= 1, got {value}")
+        check_at_least(
+            1,
+            batch_size=batch_size,
+            buffer_size=buffer_size,
+            train_freq=train_freq,
+            target_update_interval=target_update_interval,
+            hidden=hidden,
+            interaction_dim=interaction_dim,
+        )
         self.settings: dict[str, Any] = {
             "gamma": gamma,
             "target": target,

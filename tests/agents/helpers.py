@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from shopgym.agents import AGENTS, Agent, Transition, make_agent
+from shopgym.agents.logged_data import collect_log
 from shopgym.envs import make_torch_env
 from shopgym.envs.torch_env import TorchVectorEnv
 
@@ -36,6 +37,27 @@ def build_agent(
     agent.fit(synthetic_env(num_envs, shoppers="train"), fit_budget, seed=10_000 + seed)
     agent.attach(env)
     return env, agent
+
+
+def agent_on(agent_class: type[Agent], env: TorchVectorEnv, seed: int = 0, **kwargs) -> Agent:
+    """An unfitted ``agent_class`` for one shopper of ``env``, on the CPU."""
+    return agent_class(
+        env.single_observation_space, env.single_action_space, seed=seed, device="cpu", **kwargs
+    )
+
+
+def spy_on_collect_log(monkeypatch, module) -> list[dict]:
+    """Make ``module``'s ``collect_log`` record each call (its env, policy, num_slates and
+    the log it returned) in the list returned, so a test sees what ``fit`` logged."""
+    calls = []
+
+    def spy(env, policy, num_slates, seed):
+        log = collect_log(env, policy, num_slates, seed)
+        calls.append({"env": env, "policy": policy, "num_slates": num_slates, "log": log})
+        return log
+
+    monkeypatch.setattr(module, "collect_log", spy)
+    return calls
 
 
 def assert_valid_slates(actions: torch.Tensor, num_rows: int, slate_size: int, num_candidates: int):

@@ -16,7 +16,6 @@ from shopgym.agents.static_deep import (
     BPRMFAgent,
     GRU4Rec,
     GRU4RecAgent,
-    LoggedDataRecommender,
     NeuMFAgent,
     SessionNeuMF,
     same_family_as_world,
@@ -28,29 +27,15 @@ from shopgym.simulator.build import synthetic_world
 from shopgym.simulator.errors import ConfigError
 from shopgym.simulator.shoppers import POPULARITY_FEATURE
 
-from .helpers import assert_state_equal, synthetic_env
+from .helpers import agent_on, assert_state_equal, spy_on_collect_log, synthetic_env
 
 RECOMMENDERS = [BPRMFAgent, NeuMFAgent, GRU4RecAgent]
 NUM_ITEMS = 40
 
 
-def _agent(agent_class: type[LoggedDataRecommender], env, seed: int = 0, **kwargs) -> LoggedDataRecommender:
-    return agent_class(
-        env.single_observation_space, env.single_action_space, seed=seed, device="cpu", **kwargs
-    )
-
-
 @pytest.fixture
 def spy_collect_log(monkeypatch):
-    calls = []
-
-    def spy(env, policy, num_slates, seed):
-        log = collect_log(env, policy, num_slates, seed)
-        calls.append({"env": env, "policy": policy, "num_slates": num_slates, "log": log})
-        return log
-
-    monkeypatch.setattr(static_deep_module, "collect_log", spy)
-    return calls
+    return spy_on_collect_log(monkeypatch, static_deep_module)
 
 
 # --- Learning: against random and against the oracle ----------------------------------
@@ -61,7 +46,7 @@ def random_returns_on_synthetic_shoppers() -> np.ndarray:
     returns = []
     for seed in range(5):
         env = synthetic_env(20, shoppers="test")
-        returns.append(evaluate(_agent(RandomAgent, env, seed), env, 200, seed=seed)["return"].mean())
+        returns.append(evaluate(agent_on(RandomAgent, env, seed), env, 200, seed=seed)["return"].mean())
     return np.array(returns)
 
 
@@ -71,7 +56,7 @@ def test_each_recommender_beats_random_on_synthetic_shoppers(
 ):
     returns = []
     for seed in range(5):
-        agent = _agent(agent_class, synthetic_env(20, shoppers="test"), seed)
+        agent = agent_on(agent_class, synthetic_env(20, shoppers="test"), seed)
         agent.fit(synthetic_env(20, shoppers="train"), 3000, seed=100 + seed)
         env = synthetic_env(20, shoppers="test")
         returns.append(evaluate(agent, env, 200, seed=seed)["return"].mean())
@@ -104,7 +89,7 @@ def oracle_return_on_tiny_world() -> float:
     returns = []
     for seed in range(3):
         env = _tiny_env("test", oracle=True)
-        returns.append(evaluate(_agent(OracleAgent, env, seed), env, 300, seed=seed)["return"].mean())
+        returns.append(evaluate(agent_on(OracleAgent, env, seed), env, 300, seed=seed)["return"].mean())
     return float(np.mean(returns))
 
 
@@ -115,7 +100,7 @@ def test_each_recommender_reaches_90_percent_of_the_oracle_when_one_slate_is_bes
     returns = []
     for seed in range(3):
         env = _tiny_env("test")
-        agent = _agent(agent_class, env, seed)
+        agent = agent_on(agent_class, env, seed)
         agent.fit(_tiny_env("train"), 3000, seed=100 + seed)
         returns.append(evaluate(agent, env, 300, seed=seed)["return"].mean())
     share = np.array(returns) / oracle_return_on_tiny_world
@@ -129,7 +114,7 @@ def test_training_lowers_the_loss_on_a_held_out_log(agent_class):
     spaces = (env.single_observation_space, env.single_action_space)
     log = collect_log(env, RandomAgent(*spaces, seed=0), 2000, seed=0)
     held_out = collect_log(env, RandomAgent(*spaces, seed=1), 1000, seed=1)
-    agent = _agent(agent_class, env, epochs=10)
+    agent = agent_on(agent_class, env, epochs=10)
 
     def held_out_loss() -> float:
         kept = agent.keeps(held_out.clicks)
@@ -150,7 +135,7 @@ def test_training_lowers_the_loss_on_a_held_out_log(agent_class):
 @pytest.mark.parametrize("agent_class", RECOMMENDERS, ids=lambda agent: agent.name)
 def test_same_seed_gives_identical_weights_and_records(agent_class):
     def fitted_records(seed: int) -> tuple[dict, pd.DataFrame]:
-        agent = _agent(agent_class, synthetic_env(8, shoppers="test"), seed)
+        agent = agent_on(agent_class, synthetic_env(8, shoppers="test"), seed)
         agent.fit(synthetic_env(8, shoppers="train"), 500, seed=7)
         return agent.state_dict(), evaluate(agent, synthetic_env(8, shoppers="test"), 80, seed=3)
 
@@ -167,10 +152,10 @@ def test_same_seed_gives_identical_weights_and_records(agent_class):
 @pytest.mark.parametrize("agent_class", RECOMMENDERS, ids=lambda agent: agent.name)
 def test_save_then_load_gives_the_same_slates(agent_class, tmp_path):
     env = synthetic_env(8, shoppers="test")
-    agent = _agent(agent_class, env, seed=0)
+    agent = agent_on(agent_class, env, seed=0)
     agent.fit(synthetic_env(8, shoppers="train"), 1000, seed=5)
     agent.save(tmp_path / "agent.pt")
-    fresh = _agent(agent_class, env, seed=0)
+    fresh = agent_on(agent_class, env, seed=0)
     before = {key: value.clone() for key, value in fresh.model.state_dict().items()}
     fresh.load(tmp_path / "agent.pt")
     assert_state_equal(fresh.state_dict(), agent.state_dict())
@@ -191,9 +176,9 @@ def test_save_then_load_gives_the_same_slates(agent_class, tmp_path):
 
 def test_loading_another_recommenders_file_raises_config_error(tmp_path):
     env = synthetic_env(8)
-    _agent(BPRMFAgent, env).save(tmp_path / "bpr.pt")
+    agent_on(BPRMFAgent, env).save(tmp_path / "bpr.pt")
     with pytest.raises(ConfigError, match="saved agent is 'bpr-mf', not 'gru4rec'"):
-        _agent(GRU4RecAgent, env).load(tmp_path / "bpr.pt")
+        agent_on(GRU4RecAgent, env).load(tmp_path / "bpr.pt")
 
 
 # --- What they are trained on and what they say ----------------------------------------
@@ -202,7 +187,7 @@ def test_loading_another_recommenders_file_raises_config_error(tmp_path):
 @pytest.mark.parametrize("agent_class", RECOMMENDERS, ids=lambda agent: agent.name)
 def test_fit_logs_train_shoppers_with_the_policy_and_describe_names_the_log(agent_class, spy_collect_log):
     train_env = synthetic_env(8, shoppers="train")
-    agent = _agent(agent_class, train_env, logging_policy="popularity")
+    agent = agent_on(agent_class, train_env, logging_policy="popularity")
     assert agent.describe()["training_data"]["slates"] == 0
     points = []
     agent.fit(train_env, budget=300, seed=10, checkpoint=points.append)
@@ -230,9 +215,9 @@ def test_fit_logs_train_shoppers_with_the_policy_and_describe_names_the_log(agen
 def test_fit_learns_only_from_the_log():
     # fit == collect the log, then train_on it: the same log gives the same weights.
     env = synthetic_env(8, shoppers="train")
-    fitted = _agent(GRU4RecAgent, env, seed=3)
+    fitted = agent_on(GRU4RecAgent, env, seed=3)
     fitted.fit(env, 400, seed=11)
-    again = _agent(GRU4RecAgent, env, seed=3)
+    again = agent_on(GRU4RecAgent, env, seed=3)
     logger = make_logging_policy("random", env.single_observation_space, env.single_action_space, seed=11)
     again.train_on(collect_log(env, logger, 400, seed=11))
     assert_state_equal(fitted.state_dict()["model"], again.state_dict()["model"])
@@ -250,11 +235,11 @@ def test_model_families_and_the_world_they_share():
 def test_an_unknown_logging_policy_or_bad_setting_is_a_config_error():
     env = synthetic_env(8)
     with pytest.raises(ConfigError, match="logging_policy must be one of random, popularity"):
-        _agent(NeuMFAgent, env, logging_policy="oracle")
+        agent_on(NeuMFAgent, env, logging_policy="oracle")
     with pytest.raises(ConfigError, match="unknown logging policy 'bogus'"):
         make_logging_policy("bogus", env.single_observation_space, env.single_action_space, seed=0)
     with pytest.raises(ConfigError, match="epochs >= 1"):
-        _agent(BPRMFAgent, env, epochs=0)
+        agent_on(BPRMFAgent, env, epochs=0)
 
 
 # --- Logging policies -------------------------------------------------------------------
@@ -297,7 +282,7 @@ def test_the_epsilon_greedy_logger_learns_while_it_logs():
 @pytest.mark.parametrize("policy", list(LOGGING_POLICIES))
 def test_each_logging_policy_trains_a_recommender(policy):
     env = synthetic_env(8, shoppers="train")
-    agent = _agent(BPRMFAgent, env, logging_policy=policy, epochs=2)
+    agent = agent_on(BPRMFAgent, env, logging_policy=policy, epochs=2)
     untrained = {key: value.clone() for key, value in agent.model.state_dict().items()}
     agent.fit(env, 400, seed=0)
     assert agent.describe()["training_data"]["logging_policy"] == policy
@@ -338,7 +323,7 @@ def test_session_neumf_pools_the_filled_history_slots():
 
 
 def test_bpr_loss_compares_each_click_with_each_shown_non_click():
-    agent = _agent(BPRMFAgent, synthetic_env(8))
+    agent = agent_on(BPRMFAgent, synthetic_env(8))
     scores = torch.tensor([[2.0, 0.0, 1.0], [0.5, 3.0, 0.0]])
     clicks = torch.tensor([[True, False, False], [True, True, False]])
     pairs = torch.tensor([2.0 - 0.0, 2.0 - 1.0, 0.5 - 0.0, 3.0 - 0.0])
@@ -350,7 +335,7 @@ def test_bpr_loss_compares_each_click_with_each_shown_non_click():
 
 
 def test_gru4rec_loss_is_the_clicked_items_softmax_cross_entropy_over_the_slate():
-    agent = _agent(GRU4RecAgent, synthetic_env(8))
+    agent = agent_on(GRU4RecAgent, synthetic_env(8))
     scores = torch.tensor([[2.0, 0.0, 1.0], [0.5, 3.0, 0.0]])
     clicks = torch.tensor([[False, False, True], [True, True, False]])
     log_p = torch.log_softmax(scores, 1)
@@ -363,7 +348,7 @@ def test_gru4rec_loss_is_the_clicked_items_softmax_cross_entropy_over_the_slate(
 def test_initial_weights_and_training_do_not_depend_on_the_device(agent_class):
     env = synthetic_env(8)
     on_cpu, on_cuda = (
-        _agent(agent_class, env, seed=4),
+        agent_on(agent_class, env, seed=4),
         agent_class(env.single_observation_space, env.single_action_space, seed=4, device="cuda"),
     )
     assert_state_equal(on_cpu.state_dict(), on_cuda.state_dict())

@@ -11,33 +11,19 @@ from shopgym.agents import RandomAgent, StaticMFAgent
 from shopgym.agents.logged_data import SlateLog, collect_log
 from shopgym.agents.static_mf import SessionMF
 
-from .helpers import synthetic_env
+from .helpers import agent_on, spy_on_collect_log, synthetic_env
 
 NUM_ITEMS = 40
 
 
-def _agent(env, seed=0, **kwargs) -> StaticMFAgent:
-    return StaticMFAgent(
-        env.single_observation_space, env.single_action_space, seed=seed, device="cpu", **kwargs
-    )
-
-
 @pytest.fixture
 def spy_collect_log(monkeypatch):
-    calls = []
-
-    def spy(env, policy, num_slates, seed):
-        log = collect_log(env, policy, num_slates, seed)
-        calls.append({"env": env, "policy": policy, "num_slates": num_slates, "log": log})
-        return log
-
-    monkeypatch.setattr(static_mf_module, "collect_log", spy)
-    return calls
+    return spy_on_collect_log(monkeypatch, static_mf_module)
 
 
 def test_fit_collects_a_log_with_a_random_policy_on_the_env_given(spy_collect_log):
     train_env = synthetic_env(num_envs=8, shoppers="train")
-    agent = _agent(train_env)
+    agent = agent_on(StaticMFAgent, train_env)
     agent.fit(train_env, budget=300, seed=10)
     [call] = spy_collect_log
     assert call["env"] is train_env
@@ -47,7 +33,7 @@ def test_fit_collects_a_log_with_a_random_policy_on_the_env_given(spy_collect_lo
     assert len(log) >= 300
     # What fit learned from is the log alone: the same log through train_on gives
     # the same model (a second agent with the same seed).
-    again = _agent(train_env)
+    again = agent_on(StaticMFAgent, train_env)
     logger = RandomAgent(train_env.single_observation_space, train_env.single_action_space, seed=10)
     again.train_on(collect_log(train_env, logger, 300, seed=10))
     for key, value in agent.state_dict()["model"].items():
@@ -66,7 +52,7 @@ def test_the_log_holds_only_what_a_shop_sees():
 
 def test_describe_reports_the_training_data(spy_collect_log):
     train_env = synthetic_env(num_envs=8, shoppers="train")
-    agent = _agent(train_env)
+    agent = agent_on(StaticMFAgent, train_env)
     assert agent.describe()["training_data"]["slates"] == 0
     agent.fit(train_env, budget=300, seed=10)
     log = spy_collect_log[0]["log"]
@@ -82,7 +68,7 @@ def test_describe_reports_the_training_data(spy_collect_log):
 
 def test_fit_draws_its_log_from_the_train_shoppers(spy_collect_log):
     train_env = synthetic_env(num_envs=8, shoppers="train")
-    agent = _agent(train_env)
+    agent = agent_on(StaticMFAgent, train_env)
     agent.fit(train_env, budget=200, seed=0)
     world = train_env.simulator.world
     population = set(spy_collect_log[0]["env"].simulator.population.members.tolist())
@@ -92,7 +78,7 @@ def test_fit_draws_its_log_from_the_train_shoppers(spy_collect_log):
 
 def test_empty_slot_context_vector_stays_zero_and_never_contributes():
     env = synthetic_env(num_envs=8)
-    agent = _agent(env)
+    agent = agent_on(StaticMFAgent, env)
     agent.fit(env, budget=500, seed=0)
     model = agent.model
     assert model.context_vector.shape == (NUM_ITEMS + 1, 16)
@@ -131,7 +117,7 @@ def test_training_loss_decreases_and_the_model_learns_click_rates():
     logger = RandomAgent(env.single_observation_space, env.single_action_space, seed=0)
     log = collect_log(env, logger, 3000, seed=0)
     # Enough epochs to converge on this small log (3000 slates: about 9 batches an epoch).
-    agent = _agent(env, epochs=30)
+    agent = agent_on(StaticMFAgent, env, epochs=30)
     losses = agent.train_on(log)
     assert len(losses) == 30
     assert all(np.isfinite(losses))
@@ -153,7 +139,7 @@ def test_fitted_agent_beats_its_untrained_self_on_click_prediction():
     env = synthetic_env(num_envs=50)
     logger = RandomAgent(env.single_observation_space, env.single_action_space, seed=1)
     held_out = collect_log(env, logger, 1000, seed=1)
-    untrained, trained = _agent(env), _agent(env)
+    untrained, trained = agent_on(StaticMFAgent, env), agent_on(StaticMFAgent, env)
     trained.fit(env, budget=3000, seed=0)
 
     def held_out_loss(agent):
@@ -170,9 +156,9 @@ def test_fitted_agent_beats_its_untrained_self_on_click_prediction():
 
 def test_a_loaded_agent_still_reports_its_training_data(tmp_path):
     env = synthetic_env(num_envs=8)
-    agent = _agent(env)
+    agent = agent_on(StaticMFAgent, env)
     agent.fit(env, budget=200, seed=0)
     agent.save(tmp_path / "mf.pt")
-    fresh = _agent(env)
+    fresh = agent_on(StaticMFAgent, env)
     fresh.load(tmp_path / "mf.pt")
     assert fresh.describe()["training_data"] == agent.describe()["training_data"]
