@@ -79,24 +79,30 @@ class CurvePoints:
     Args:
         budget: the training budget, in slates.
         checkpoint: the runner's callback, or ``None`` (then nothing is called).
-        points: evaluation points along training.
+        points: evaluation points along training; by default the checkpoint's own
+            ``points`` attribute (the runner sets it from ``--curve-points``), else 10.
     """
 
-    def __init__(self, budget: int, checkpoint: Checkpoint | None, points: int = 10):
+    def __init__(self, budget: int, checkpoint: Checkpoint | None, points: int | None = None):
+        if points is None:
+            points = getattr(checkpoint, "points", 10)
         self.checkpoint = checkpoint
         self.every = max(1, budget // max(1, points))
         self.next = self.every
+        self.last = 0  # the steps of the last point taken
 
     def update(self, steps: int) -> None:
         """Training has shown ``steps`` slates so far."""
         if self.checkpoint is not None and steps >= self.next:
             self.checkpoint(steps)
+            self.last = steps
             self.next = (steps // self.every + 1) * self.every
 
     def finish(self, steps: int) -> None:
         """Training is over after ``steps`` slates (a final point, unless one was just taken)."""
-        if self.checkpoint is not None and steps > self.next - self.every:
+        if self.checkpoint is not None and steps > self.last:
             self.checkpoint(steps)
+            self.last = steps
 
 
 class Agent(ABC):

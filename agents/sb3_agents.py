@@ -113,8 +113,8 @@ class SB3Agent(Agent):
             ``default_slate_gamma``); slot-filling agents give SB3
             ``slate_gamma ** (1 / k)`` per sub-step, so that the horizon is the same.
         hidden: width of :class:`CandidateScorer`.
-        log_dir: where SB3's logger writes ``progress.csv`` during ``fit`` (``None``:
-            SB3's default logger, silent at ``verbose=0``).
+        log_dir: where SB3's logger writes ``seed<s>/progress.csv`` during ``fit`` with
+            seed ``s`` (``None``: SB3's default logger, silent at ``verbose=0``).
         verbose: SB3's verbosity.
         hyperparameters: keyword arguments of the SB3 algorithm, overriding the
             agent's ``defaults`` (documented per agent); SB3's names and units (its
@@ -229,11 +229,13 @@ class SB3Agent(Agent):
         venv = self.training_env(env)
         total = budget * self.steps_per_slate
         self.model = self._make_model(venv, seed=seed, total_timesteps=total)
-        if self.log_dir is not None:
-            self.model.set_logger(configure(str(self.log_dir), ["csv"]))
+        if self.log_dir is not None:  # one folder per training seed: seeds do not overwrite each other
+            self.model.set_logger(configure(str(self.log_dir / f"seed{seed}"), ["csv"]))
         curve = CurvePoints(budget, checkpoint)
         callback = CurveCallback(curve, self.steps_per_slate)
         self.model.learn(total_timesteps=total, callback=callback)
+        if self.log_dir is not None:
+            self.model.logger.close()  # flushes and closes progress.csv
         curve.finish(callback.slates)
         # VecMonitor's recent episodes: training rewards (DQN's repeat penalties included).
         episodes = [float(info["r"]) for info in self.model.ep_info_buffer or []]

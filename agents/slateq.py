@@ -36,6 +36,7 @@ from torch import nn
 
 from shopgym.agents.base import Agent, Checkpoint, CurvePoints, Observation, check_at_least, random_slates
 from shopgym.envs.spaces import SlateSpace
+from shopgym.envs.torch_env import as_torch_env
 from shopgym.simulator.determinism import deterministic_algorithms
 from shopgym.simulator.errors import ConfigError
 
@@ -526,6 +527,7 @@ class SlateQAgent(Agent):
         """Train for ``budget`` shopper-steps (``env.num_envs`` per batched step) on ``env``,
         reset with ``seed``; ``checkpoint(steps)`` at evenly spaced points (the runner
         evaluates ``act`` there)."""
+        env = as_torch_env(env, "SlateQAgent.fit")
         settings, k, generator = self.settings, self.slate_size, self.training_generator
         # No larger than what the budget can fill.
         capacity = min(settings["buffer_size"], budget + env.num_envs)

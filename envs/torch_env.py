@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Protocol
@@ -34,6 +34,8 @@ from shopgym.simulator.outcome import StepOutcome
 from shopgym.simulator.world import World
 
 Observation = dict[str, torch.Tensor]
+# Info entries that hold latent truth: only declared oracles may read them.
+LATENT_INFO = ("utilities", "time_budget")
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,12 @@ class TorchStep:
     purchases: torch.Tensor
     info: dict[str, torch.Tensor]
     observe_final: Callable[[], Observation] = field(repr=False, compare=False)
+
+    def observable(self) -> TorchStep:
+        """This step without the info entries that hold latent truth (:data:`LATENT_INFO`):
+        what a learner that is not an oracle may see."""
+        info = {key: value for key, value in self.info.items() if key not in LATENT_INFO}
+        return replace(self, info=info)
 
     @property
     def done(self) -> torch.Tensor:

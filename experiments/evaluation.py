@@ -58,8 +58,8 @@ def evaluate(agent: Agent, env: Any, episodes: int, seed: int) -> pd.DataFrame:
         steps += 1
         action = agent.act(observation)
         step = env.step(action)
-        if agent.learns_online:
-            agent.observe(Transition(observation, action, step))
+        if agent.learns_online:  # the latent info (true utilities, time budgets) for oracles only
+            agent.observe(Transition(observation, action, step if agent.needs_oracle else step.observable()))
         outcome = (step.reward, step.clicks.sum(1), step.purchases.sum(1), torch.ones_like(step.reward))
         totals += torch.stack(outcome, 1).double()
         done = step.done

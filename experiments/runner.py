@@ -426,6 +426,7 @@ def _curve_checkpoint(
             }
         )
 
+    checkpoint.points = config.curve_points  # how many points CurvePoints spaces out
     return checkpoint
 
 

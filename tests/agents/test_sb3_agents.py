@@ -234,3 +234,12 @@ def test_sb3_agents_approach_the_oracle_when_one_slate_is_best_for_everyone(name
     assert agent.mean() >= 0.9 * oracle.mean(), (
         f"{name} reaches {agent.mean() / oracle.mean():.2f} of the oracle"
     )
+
+
+def test_each_training_seed_logs_to_its_own_folder(tmp_path):
+    _, agent = _agent(SB3PPOAgent, log_dir=tmp_path)
+    for fit_seed in (3, 4):
+        agent.fit(synthetic_env(8, shoppers="train"), BUDGET, seed=fit_seed)
+    logs = sorted(path.relative_to(tmp_path).as_posix() for path in tmp_path.rglob("progress.csv"))
+    assert logs == ["seed3/progress.csv", "seed4/progress.csv"]
+    assert all((tmp_path / log).stat().st_size > 0 for log in logs)

@@ -144,11 +144,11 @@ def test_learning_curves_change_no_final_record(tmp_path):
         out = tmp_path / f"points{points}"
         config = RunConfig(
             env=SYNTHETIC_ID,
-            agents="random,static-mf",
+            agents="random,static-mf,ppo",
             seeds=1,
             episodes=20,
             num_envs=5,
-            train_slates=200,
+            train_slates=1600,  # 10 of PPO's rollouts
             curve_points=points,
             out=out,
             device="cpu",
@@ -158,6 +158,10 @@ def test_learning_curves_change_no_final_record(tmp_path):
         frames.append(pd.read_csv(out / "episodes.csv"))
         assert (out / "curves.csv").is_file() == (points > 0)
     pd.testing.assert_frame_equal(frames[0], frames[1])
+    # --curve-points sets how many points an agent that trains in steps takes, the last at the end.
+    ppo = pd.read_csv(out / "curves.csv").query("agent == 'ppo'")
+    assert ppo["steps"].tolist() == sorted(set(ppo["steps"])) and len(ppo) == 3
+    assert ppo["steps"].iloc[-1] == 1600
 
 
 def test_agents_command_lists_every_agent(capsys):

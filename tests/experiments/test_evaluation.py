@@ -162,3 +162,22 @@ def test_online_learners_observe_every_step_and_others_none():
     frozen = Frozen(env.single_observation_space, env.single_action_space)
     evaluate(frozen, env, 24, seed=0)
     assert frozen.acted > 0 and frozen.observed == []
+
+
+def test_only_oracles_are_shown_the_latent_info():
+    from shopgym.envs import InterestEvolutionTorchEnv
+
+    for env in (InterestEvolutionTorchEnv(4, device="cpu"), synthetic_env(4, oracle=True)):
+
+        class Oracle(CountingAgent):
+            needs_oracle = True
+
+        learner, oracle = (
+            agent(env.single_observation_space, env.single_action_space) for agent in (CountingAgent, Oracle)
+        )
+        evaluate(learner, env, 8, seed=0)
+        evaluate(oracle, env, 8, seed=0)
+        seen = {key for transition in learner.observed for key in transition.step.info}
+        truth = {key for transition in oracle.observed for key in transition.step.info}
+        latent = {"time_budget"} if isinstance(env, InterestEvolutionTorchEnv) else {"utilities"}
+        assert latent <= truth and not latent & seen
