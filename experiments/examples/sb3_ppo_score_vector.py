@@ -28,7 +28,14 @@ def shoppers(which: str) -> VecMonitor:
 def main() -> None:
     torch.set_num_threads(1)
     train, test = shoppers("train"), shoppers("test")
-    policy_kwargs = {"features_extractor_class": CandidateScorer, "net_arch": {"pi": [], "vf": [64, 64]}}
+    # As shopgym's sb3-ppo agent: the scores are bounded by tanh inside the action box (PPO clips
+    # its samples to [-1, 1], and clipped scores tie, broken by index), and the Gaussian starts wide.
+    policy_kwargs = {
+        "features_extractor_class": CandidateScorer,
+        "features_extractor_kwargs": {"score_bound": 1.0},
+        "log_std_init": 0.5,
+        "net_arch": {"pi": [], "vf": [64, 64]},
+    }
     batch_size = 64 * SHOPPERS // 4  # 4 minibatches of each rollout of 64 steps
     model = PPO(
         "MultiInputPolicy", train, n_steps=64, batch_size=batch_size, policy_kwargs=policy_kwargs, seed=SEED

@@ -1,22 +1,34 @@
-"""The SB3 slate wrappers: valid slates from SB3's algorithms, and the features extractor."""
+"""The SB3 slate wrappers (batched and single-env): valid slates from SB3's algorithms,
+and the features extractor."""
 
 from __future__ import annotations
+
+import re
+import warnings
+from collections.abc import Callable
+from functools import partial
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from gymnasium.utils.env_checker import check_env as gym_check_env
 from sb3_contrib import MaskablePPO
 from sb3_contrib.common.maskable.utils import get_action_masks, is_masking_supported
 from stable_baselines3 import A2C, DQN, PPO, SAC
+from stable_baselines3.common.env_checker import check_env as sb3_check_env
 from stable_baselines3.common.vec_env import DummyVecEnv, VecCheckNan, VecEnv, VecMonitor
 
 import shopgym.envs
-from shopgym.envs import ShopperSB3VecEnv, ShopperTorchEnv
+from shopgym.envs import ShopperEnv, ShopperSB3VecEnv, ShopperTorchEnv
 from shopgym.envs.slate_wrappers import (
     CandidateScorer,
+    RepairingSlotFilling,
     RepairingSlotFillingVecEnv,
+    ScoreVector,
     ScoreVectorVecEnv,
+    SlotFilling,
     SlotFillingVecEnv,
     top_k_distinct,
     use_scores_as_head,
@@ -409,3 +421,206 @@ def test_unmasked_algorithms_train_on_repairing_slot_filling(algorithm, kwargs):
     env = VecMonitor(RepairingSlotFillingVecEnv(_base()))
     model = algorithm("MultiInputPolicy", env, policy_kwargs=_extractor(), seed=0, device="cpu", **kwargs)
     _learns(model, 192)
+
+
+# ------------------------------------------------------------ single-env twins
+
+SINGLE_WRAPPERS = {ScoreVector: ScoreVectorVecEnv, SlotFilling: SlotFillingVecEnv}
+SINGLE_WRAPPERS[RepairingSlotFilling] = RepairingSlotFillingVecEnv
+# SB3's checker advises against observations that are neither images nor 1-D vectors
+# (as in test_contract: the (N, F) and (H, F) rows are kept 2-D on purpose).
+SB3_SHAPE_ADVICE = re.compile(
+    r"Your observation (candidate_features|history_features) has an unconventional shape"
+)
+# Gymnasium's checker warns about any wrapper: it would rather check the unwrapped env,
+# but the wrapper, whose spaces and steps differ from the env's, is what is checked here.
+GYM_WRAPPER_ADVICE = re.compile(r"The environment \(<\w+<.*\) is different from the unwrapped version")
+
+
+def _single(**options) -> ShopperEnv:
+    return ShopperEnv(**{**PRESET, **options})
+
+
+def _warnings(check: Callable[[], Any]) -> list[str]:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        check()
+    return [str(w.message) for w in caught]
+
+
+@pytest.mark.parametrize("wrapper", SINGLE_WRAPPERS)
+def test_single_wrappers_pass_gymnasiums_env_checker(wrapper):
+    # From gymnasium.make: the render check (no render modes) and the close check, which
+    # rebuilds the wrapper from its spec, run too. Built directly there is no spec to
+    # render from, so the render check is skipped.
+    for env, skip_render_check in ((wrapper(gym.make(SYNTHETIC)), False), (wrapper(_single()), True)):
+        caught = _warnings(partial(gym_check_env, env, skip_render_check=skip_render_check))
+        assert len(caught) == 1 and GYM_WRAPPER_ADVICE.search(caught[0]), caught
+
+
+@pytest.mark.parametrize("wrapper", SINGLE_WRAPPERS)
+def test_single_wrappers_pass_sb3s_env_checker(wrapper):
+    # Its advice against 2-D observations is the only warning, as for the bare env (test_contract).
+    caught = _warnings(lambda: sb3_check_env(wrapper(_single()), skip_render_check=True))
+    assert len(caught) == 2 and all(SB3_SHAPE_ADVICE.search(message) for message in caught), caught
+
+
+@pytest.mark.parametrize(
+    ("wrapper", "kwargs"),
+    [(ScoreVector, {"bound": 2.0}), (SlotFilling, {}), (RepairingSlotFilling, {"repeat_penalty": 0.5})],
+)
+def test_single_wrappers_have_the_vec_spaces_and_a_spec_that_rebuilds_them(wrapper, kwargs):
+    env = wrapper(gym.make(SYNTHETIC), **kwargs)
+    vec = SINGLE_WRAPPERS[wrapper](_base(1), **kwargs)
+    assert env.observation_space == vec.observation_space and env.action_space == vec.action_space
+    assert not {"candidate_ids", "history_ids"} & set(env.observation_space.spaces)
+    rebuilt = env.spec.make()
+    assert type(rebuilt) is wrapper and rebuilt.spec.additional_wrappers[-1].kwargs == kwargs
+    assert rebuilt.observation_space == env.observation_space and rebuilt.action_space == env.action_space
+    if wrapper is RepairingSlotFilling:  # (the bound is in the action space)
+        assert rebuilt.repeat_penalty == 0.5
+
+
+def _strip_sub_step_time_limits(infos: list[dict]) -> list[dict]:
+    """DummyVecEnv adds ``TimeLimit.truncated`` to every info, the Vec wrappers only to
+    those of a step that showed a slate: drop it (False) from the other sub-steps."""
+    stripped = []
+    for info in infos:
+        if "slate" not in info:
+            assert info.pop("TimeLimit.truncated", False) is False
+        stripped.append(info)
+    return stripped
+
+
+def _lockstep(vec: VecEnv, dummy: VecEnv, steps: int, seed: int) -> int:
+    """Step the Vec wrapper and the DummyVecEnv of single wrappers with the same actions,
+    asserting the same results; the number of sessions that ended."""
+    vec.seed(seed), dummy.seed(seed)
+    assert_same(vec.reset(), dummy.reset(), "reset")
+    assert_same(vec.reset_infos, dummy.reset_infos, "reset infos")
+    rng = np.random.default_rng(seed)
+    ends = 0
+    for step in range(steps):
+        if isinstance(vec.action_space, gym.spaces.Box):
+            # Scores on a coarse grid, so that ties (broken by index) are common.
+            actions = rng.integers(-2, 3, (vec.num_envs, N)).astype(np.float32) / 2
+        elif isinstance(vec, RepairingSlotFillingVecEnv):
+            actions = rng.integers(0, N, vec.num_envs)  # repeats too: both repair them
+        else:
+            np.testing.assert_array_equal(get_action_masks(dummy), vec.action_masks())
+            actions = _valid_actions(vec, rng)
+        observation, rewards, dones, infos = vec.step(actions)
+        dummy_observation, dummy_rewards, dummy_dones, dummy_infos = dummy.step(actions)
+        assert_same(
+            (observation, rewards, dones, infos),
+            (dummy_observation, dummy_rewards, dummy_dones, _strip_sub_step_time_limits(dummy_infos)),
+            f"step {step}",
+        )
+        ends += int(dones.sum())
+    return ends
+
+
+@pytest.mark.parametrize("wrapper", SINGLE_WRAPPERS)
+def test_a_dummy_vec_env_of_single_wrappers_steps_as_the_vec_wrapper(wrapper):
+    options = {"max_steps": 3, "patience": 6.0}
+    kwargs = {"repeat_penalty": 0.5} if wrapper is RepairingSlotFilling else {}
+    vec_wrapper = SINGLE_WRAPPERS[wrapper]
+    # Over the batched adapter (one shopper: a batch of B draws from one generator, B
+    # single envs from B) and over a DummyVecEnv of the same B = 3 shoppers.
+    pairs = [
+        (vec_wrapper(_base(1, **options), **kwargs), [lambda: wrapper(_single(**options), **kwargs)]),
+        (
+            vec_wrapper(DummyVecEnv([lambda: _single(**options)] * 3), **kwargs),
+            [lambda: wrapper(_single(**options), **kwargs)] * 3,
+        ),
+    ]
+    for vec, single_envs in pairs:
+        assert _lockstep(vec, DummyVecEnv(single_envs), 30 * K, seed=4) >= vec.num_envs
+
+
+def test_single_score_vector_shows_the_top_k_with_ties_by_index():
+    env = ScoreVector(_single())
+    assert env.action_space == gym.spaces.Box(-1.0, 1.0, (N,), dtype=np.float32)
+    observation, _ = env.reset(seed=0)
+    assert set(observation) == FEATURE_KEYS
+    scores = np.zeros(N, dtype=np.float32)
+    scores[[7, 2]] = 0.5
+    observation, reward, *_, info = env.step(scores)
+    assert info["slate"].tolist() == [2, 7, 0] and info["slate"].dtype == np.int64
+    assert set(observation) == FEATURE_KEYS and isinstance(reward, float)
+    with pytest.raises(SlateError, match="not finite"):
+        env.step(np.full(N, np.nan, dtype=np.float32))
+    with pytest.raises(ConfigError, match="bound"):
+        ScoreVector(_single(), bound=-1.0)
+    with pytest.raises(ConfigError, match="SlateSpace"):
+        ScoreVector(gym.make("CartPole-v1"))
+
+
+def test_single_slot_filling_masks_samples_and_refuses_repeats():
+    env = SlotFilling(_single(max_steps=2))
+    observation, _ = env.reset(seed=1)
+    for _ in range(4):  # slates
+        for slot in range(K):
+            assert observation["slot"].tolist() == np.eye(K)[slot].tolist()
+            masks = env.action_masks()
+            assert masks.shape == (N,) and masks.sum() == N - slot
+            np.testing.assert_array_equal(masks, observation["chosen"] == 0)
+            # The space's samples are free candidates (what the env checkers step with).
+            assert all(masks[env.action_space.sample()] for _ in range(50))
+            observation, reward, terminated, truncated, info = env.step(env.action_space.sample())
+            if slot < K - 1:
+                assert (reward, terminated, truncated, info) == (0.0, False, False, {})
+        assert len(set(info["slate"].tolist())) == K and {"clicks", "purchases"} <= set(info)
+        assert not observation["chosen"].any() and observation["slot"][0] == 1
+        if terminated or truncated:
+            observation, _ = env.reset()
+    env.reset()
+    env.step(4)
+    with pytest.raises(SlateError, match=r"already in their slate.*RepairingSlotFilling for algorithms"):
+        env.step(np.int64(4))
+    with pytest.raises(SlateError, match="not candidate indices"):
+        env.step(N)
+
+
+def test_single_repairing_slot_filling_repairs_reports_and_charges():
+    env = RepairingSlotFilling(_single(), repeat_penalty=0.5)
+    assert type(env.action_space) is gym.spaces.Discrete  # plain samples, repaired as the Vec ones
+    env.reset(seed=0)
+    _, reward, _, _, info = env.step(9)
+    assert (reward, info) == (0.0, {"repaired": False})
+    _, reward, _, _, info = env.step(9)
+    assert (reward, info) == (-0.5, {"repaired": True})
+    _, reward, _, _, info = env.step(0)  # 9, then 0 (wrapped): 0 is taken, so 1
+    assert info["slate"].tolist() == [9, 0, 1] and info["repaired"] and isinstance(reward, float)
+    with pytest.raises(ConfigError, match="repeat_penalty"):
+        RepairingSlotFilling(_single(), repeat_penalty=-1.0)
+
+
+def test_single_fill_builds_slates_as_the_vec_wrapper():
+    features = {key: value for key, value in _base().reset().items() if key in FEATURE_KEYS}
+
+    def last_free(observation, masks):
+        return np.array([np.flatnonzero(row)[-1] for row in masks])
+
+    for single, vec in ((SlotFilling, SlotFillingVecEnv), (RepairingSlotFilling, RepairingSlotFillingVecEnv)):
+        expected = vec(_base()).fill(features, last_free)
+        np.testing.assert_array_equal(single(_single()).fill(features, last_free), expected)
+    assert expected.tolist() == [[9, 8, 7]] * B
+
+
+def test_maskable_ppo_trains_on_a_dummy_vec_env_of_single_slot_filling():
+    # The strict wrapper raises on a repeat, so finishing proves MaskablePPO read the masks.
+    env = VecMonitor(DummyVecEnv([lambda: SlotFilling(_single())] * 2))
+    assert is_masking_supported(env)
+    kwargs = {**_extractor(), "net_arch": {"pi": [], "vf": [16]}}
+    model = MaskablePPO("MultiInputPolicy", env, n_steps=48, batch_size=32, policy_kwargs=kwargs, seed=0)
+    use_scores_as_head(model, N)
+    _learns(model, 288)
+
+
+def test_sb3_algorithms_train_on_dummy_vec_envs_of_the_other_single_wrappers():
+    env = VecMonitor(DummyVecEnv([lambda: ScoreVector(_single())] * 2))
+    _learns(PPO("MultiInputPolicy", env, n_steps=16, batch_size=32, policy_kwargs=_extractor(), seed=0), 64)
+    env = VecMonitor(DummyVecEnv([lambda: RepairingSlotFilling(_single())] * 2))
+    dqn = {"learning_starts": 16, "batch_size": 16, "buffer_size": 500}
+    _learns(DQN("MultiInputPolicy", env, policy_kwargs=_extractor(), seed=0, device="cpu", **dqn), 96)
