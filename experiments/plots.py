@@ -4,12 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")  # files only; no display needed
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
 
 from shopgym.experiments.stats import bootstrap_ci
 
@@ -96,7 +93,10 @@ def _plot_bands(
     summary: pd.DataFrame, x: str, path: str | Path, xlabel: str, ylabel: str, title: str, marker: str = ""
 ) -> Path:
     """One line (``mean`` against ``x``) and its ``low``..``high`` band per agent, saved as a PNG."""
-    figure, axis = plt.subplots(figsize=(7, 4.2), dpi=120)
+    # A bare Figure draws to files without pyplot, so importing this module leaves the
+    # caller's backend (a notebook's) as it was.
+    figure = Figure(figsize=(7, 4.2), dpi=120)
+    axis = figure.subplots()
     for agent, curve in summary.groupby("agent", sort=False):
         axis.plot(curve[x], curve["mean"], marker=marker or None, markersize=3, label=agent, linewidth=1.8)
         axis.fill_between(curve[x], curve["low"], curve["high"], alpha=0.25)
@@ -108,5 +108,4 @@ def _plot_bands(
     figure.tight_layout()
     path = Path(path)
     figure.savefig(path)
-    plt.close(figure)
     return path

@@ -73,3 +73,15 @@ def test_reward_curves_emit_no_warning():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         reward_curves(_records(rounds=5))
+
+
+def test_importing_the_plots_leaves_the_matplotlib_backend_alone():
+    import subprocess
+    import sys
+
+    code = (
+        "import matplotlib; matplotlib.use('svg'); import shopgym.experiments.plots, shopgym.experiments.runner; "
+        "print(matplotlib.get_backend())"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert result.stdout.strip() == "svg"
