@@ -15,6 +15,7 @@ from shopgym.agents.baselines import RandomAgent
 from shopgym.agents.oracles import OracleAgent
 from shopgym.agents.slateq import ObservationFeatures, SlateQAgent, best_slates, slate_values
 from shopgym.envs import make_torch_env
+from shopgym.envs.torch_env import TorchVectorEnv
 from shopgym.experiments.evaluation import evaluate
 from shopgym.experiments.stats import bootstrap_ci
 from shopgym.simulator.build import synthetic_world
@@ -135,7 +136,7 @@ def test_user_features_use_every_float_entry_but_the_candidates_and_no_ids():
 
 
 # ------------------------------------------------------------------ training
-class RecordingEnv:
+class RecordingEnv(TorchVectorEnv):
     """A torch env that keeps every action and step, to check what the agent stored."""
 
     def __init__(self, env):

@@ -80,8 +80,10 @@ def test_importing_the_plots_leaves_the_matplotlib_backend_alone():
     import sys
 
     code = (
-        "import matplotlib; matplotlib.use('svg'); import shopgym.experiments.plots, shopgym.experiments.runner; "
-        "print(matplotlib.get_backend())"
+        "import matplotlib; matplotlib.use('svg'); "
+        "import shopgym.experiments.plots, shopgym.experiments.runner; print(matplotlib.get_backend())"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
     assert result.stdout.strip() == "svg"

@@ -36,20 +36,20 @@ def _contents(folder: Path) -> dict[str, bytes]:
 
 def test_resume_redoes_only_the_missing_run_and_reproduces_it(tiny_run, tmp_path, capsys):
     out = _copy(tiny_run, tmp_path)
-    missing = out / "records" / "static-mf__seed1.csv"
+    missing = out / "records" / "bpr-mf__seed1.csv"
     missing.unlink()
     before = _stamps(out / "records")
     assert run_cli([*TINY_RUN, "--out", str(out)]) == 0
-    assert "resuming: 9 (agent, seed) runs already recorded" in capsys.readouterr().out
+    assert "resuming: 13 (agent, seed) runs already recorded" in capsys.readouterr().out
     after = _stamps(out / "records")
-    redone = {"static-mf__seed1.csv", "static-mf__seed1.json", "static-mf__seed1.curve.csv"}
+    redone = {"bpr-mf__seed1.csv", "bpr-mf__seed1.json", "bpr-mf__seed1.curve.csv"}
     for name, stamp in before.items():
         if name not in redone:
             assert after[name] == stamp, f"{name} was rewritten"
-    assert after["static-mf__seed1.json"] != before["static-mf__seed1.json"]
+    assert after["bpr-mf__seed1.json"] != before["bpr-mf__seed1.json"]
     # Same seed, same numbers: the redone records and the whole table are unchanged.
     pd.testing.assert_frame_equal(
-        pd.read_csv(missing), pd.read_csv(tiny_run / "records" / "static-mf__seed1.csv")
+        pd.read_csv(missing), pd.read_csv(tiny_run / "records" / "bpr-mf__seed1.csv")
     )
     pd.testing.assert_frame_equal(pd.read_csv(out / "episodes.csv"), pd.read_csv(tiny_run / "episodes.csv"))
     pd.testing.assert_frame_equal(pd.read_csv(out / "summary.csv"), pd.read_csv(tiny_run / "summary.csv"))
@@ -58,16 +58,16 @@ def test_resume_redoes_only_the_missing_run_and_reproduces_it(tiny_run, tmp_path
 def test_more_seeds_on_the_same_out_runs_only_the_new_seeds(tiny_run, tmp_path):
     out = _copy(tiny_run, tmp_path)
     before = _stamps(out / "records")
-    argv = [*TINY_RUN, "--out", str(out), "--agents", "random,oracle"]
+    argv = [*TINY_RUN, "--out", str(out), "--agents", "random,myopic-oracle"]
     argv[argv.index("--seeds") + 1] = "3"
     assert run_cli(argv) == 0
     after = _stamps(out / "records")
     assert {name: after[name] for name in before} == before
     assert set(after) - set(before) == {
-        f"{agent}__seed2.{ext}" for agent in ("random", "oracle") for ext in ("csv", "json")
+        f"{agent}__seed2.{ext}" for agent in ("random", "myopic-oracle") for ext in ("csv", "json")
     }
     episodes = pd.read_csv(out / "episodes.csv")
-    assert episodes.groupby("agent")["seed"].nunique().to_dict() == {"random": 3, "oracle": 3}
+    assert episodes.groupby("agent")["seed"].nunique().to_dict() == {"random": 3, "myopic-oracle": 3}
     assert len(episodes) == 2 * 3 * 20
 
 
