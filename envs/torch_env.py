@@ -88,6 +88,7 @@ class BatchedSimulator(Protocol):
 
     num_shoppers: int
     device: torch.device
+    config: Any  # its num_candidates and slate_size
 
     def reset(self, seed: int | None = None) -> None: ...
 
@@ -114,10 +115,11 @@ class TorchVectorEnv:
             (an invalid slate is then undefined behaviour, not an error).
         info: a function of the simulator giving the (B, ...) tensors that a reset and
             every step add to their info (the oracle's true utilities), or ``None``.
-        compile: step the simulator through ``torch.compile``. It pays off at large B
-            (about 2x for the shopper presets at B = 4,096 on 2 CPU cores, see
-            docs/benchmarks.md) after a compile of 5-60 s, made here by a trial step
-            whose state is then restored. Where compiling fails (no C++ compiler, say),
+        compile: step the simulator through ``torch.compile``. The compiled core step is
+            about 2x the eager one for the shopper presets at B = 4,096 on 2 CPU cores
+            (docs/benchmarks.md; the env's own gain is measured only on a loaded machine
+            so far), after a compile of 5-60 s, made here by a trial step whose state is
+            then restored. Where compiling fails (no C++ compiler, say),
             a warning says so and the env steps eagerly. Compiled kernels may round
             differently from eager ones, so a compiled env's numbers can differ from an
             eager env's with the same seed (each is reproducible).
