@@ -1,4 +1,5 @@
-"""The ``shopgym`` command: ``run`` an experiment, list ``agents`` and ``envs``."""
+"""The ``shopgym`` command: ``run`` agents on a preset, ``compare`` them as an experiment file says,
+``plot`` and ``report`` a result, list ``agents`` and ``envs``."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Annotated
 import tyro
 
 from shopgym.experiments.benchmark import BenchmarkConfig, run_benchmark
+from shopgym.experiments.compare import CompareConfig, compare
 from shopgym.experiments.fit_benchmark import FitBenchmarkConfig, run_fit_benchmark
 from shopgym.experiments.fit_world import FitWorldConfig, fit_world
 from shopgym.experiments.runner import RunConfig, agent_hyperparameters, run_experiment
@@ -84,6 +86,7 @@ def list_envs() -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     handlers = {
         RunConfig: run_experiment,
+        CompareConfig: compare,
         FitWorldConfig: fit_world,
         BenchmarkConfig: run_benchmark,
         FitBenchmarkConfig: run_fit_benchmark,
@@ -95,6 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         command = tyro.extras.subcommand_cli_from_dict(
             {
                 "run": RunConfig,
+                "compare": CompareConfig,
                 "fit": FitWorldConfig,
                 "agents": ListAgents,
                 "envs": ListEnvs,

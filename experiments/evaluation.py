@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -9,11 +11,38 @@ import pandas as pd
 import torch
 
 from shopgym.agents.base import Agent, Transition
-from shopgym.envs.torch_env import as_torch_env
+from shopgym.envs.torch_env import TorchStep, TorchVectorEnv, as_torch_env
+from shopgym.simulator.errors import ConfigError
+from shopgym.simulator.shoppers import ShopperSimulator
 
 RECORD_COLUMNS = ("episode", "round", "env_index", "return", "clicks", "purchases", "length")
 # What an episode record sums over its steps, in this order.
 _TOTALS = ("return", "clicks", "purchases", "length")
+# What evaluate_detailed adds to each record, before the per-position clicks.
+DETAIL_COLUMNS = ("revenue", "ndcg", "ild", "novelty")
+# Detail columns that are means over the episode's slates (summed per step, divided by length).
+_SLATE_MEANS = ("ndcg", "ild", "novelty")
+ITEM_COLUMNS = ("item", "shown", "clicked")
+
+
+def position_columns(slate_size: int) -> list[str]:
+    """The per-position click columns of a record: ``clicks_p0 .. clicks_p{k-1}``."""
+    return [f"clicks_p{position}" for position in range(slate_size)]
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """What :func:`evaluate_detailed` returns.
+
+    Attributes:
+        records: one row per episode: :data:`RECORD_COLUMNS`, then :data:`DETAIL_COLUMNS`
+            and ``clicks_p0 .. clicks_p{k-1}``.
+        items: ``item, shown, clicked`` (int): each catalogue item shown at least once in
+            the recorded episodes, sorted by item, with how often it was shown and clicked.
+    """
+
+    records: pd.DataFrame
+    items: pd.DataFrame
 
 
 def evaluate(agent: Agent, env: Any, episodes: int, seed: int) -> pd.DataFrame:
@@ -39,14 +68,137 @@ def evaluate(agent: Agent, env: Any, episodes: int, seed: int) -> pd.DataFrame:
         One row per episode, ordered by (``round``, ``env_index``): ``episode`` (that
         order), ``round``, ``env_index``, ``return``, ``clicks``, ``purchases``, ``length``.
     """
+    return _run(agent, env, episodes, seed, details=False).records
+
+
+def evaluate_detailed(agent: Agent, env: Any, episodes: int, seed: int) -> Evaluation:
+    """:func:`evaluate`, with what the records alone cannot tell: the slates' quality
+    against the true utilities, their diversity and novelty, revenue, clicks per slate
+    position, and which catalogue items were shown and clicked.
+
+    The base columns are exactly those of :func:`evaluate` with the same arguments: the
+    details draw no random numbers and change no state. Only a torch env of the shopper
+    simulator has the truth they need (a shopgym shopper env, Gymnasium or torch);
+    InterestEvolution (no catalogue, no revenue) and other Gymnasium envs are a
+    :class:`ConfigError`.
+
+    Detail columns of each record (k the slate size, N the candidates per slate):
+
+    - ``revenue``: the sum of the steps' ``info["revenue"]`` (median-price units).
+    - ``ndcg``: mean over the episode's slates of NDCG@k of the shown slate against the
+      ranking of the step's N candidates by true utility (read before the step: the
+      candidates the agent chose from). The gain of candidate j is
+      ``exp(beta (u_j - max u))``, the discount of position p = 0..k-1 is
+      ``1 / log2(p + 2)``, and the ideal slate is the k best candidates in order.
+    - ``ild``: mean over slates of the intra-list diversity: the mean over the slate's
+      item pairs of 1 - the cosine similarity of their multi-hot categories
+      (``World.item_category``); the similarity is 0 where an item has no category (a
+      distance of 1). NaN for slates of one item (no pairs).
+    - ``novelty``: mean over the shown items of ``-log2(share)``, with the popularity
+      share ``(item_popularity + 1) / sum(item_popularity + 1)``.
+    - ``clicks_p0 .. clicks_p{k-1}``: clicks at each slate position, summed over the
+      episode (they add up to ``clicks``).
+    """
+    return _run(agent, env, episodes, seed, details=True)
+
+
+class _SlateDetails:
+    """The per-step detail measures of a shopper simulator's env, as tensors on its device.
+
+    Few, batched tensor operations per step: on a CPU at small B each costs about as much
+    as the arithmetic, and the one true-utility call over all N candidates (a forward
+    pass of the World's model) is most of the overhead already.
+    """
+
+    def __init__(self, env: Any):
+        simulator = getattr(env, "simulator", None)
+        if not isinstance(env, TorchVectorEnv) or not isinstance(simulator, ShopperSimulator):
+            inner = type(simulator).__name__ if simulator is not None else type(env).__name__
+            raise ConfigError(
+                "evaluate_detailed needs a shopper env (shopgym's shopper presets, Gymnasium or torch): "
+                f"its metrics read the shopper simulator's true utilities and World; got {inner}. "
+                "Use evaluate for the base records"
+            )
+        self.simulator = simulator
+        world = simulator.world
+        self.slate_size = k = env.slate_size
+        self.num_items = world.num_items
+        device = simulator.device
+        self.discount = 1.0 / torch.log2(torch.arange(k, device=device, dtype=torch.float32) + 2)  # (k,)
+        categories = world.item_category.float()
+        norms = categories.norm(dim=1, keepdim=True)
+        weights = world.item_popularity.double() + 1
+        novelty = (-torch.log2(weights / weights.sum())).float()
+        # One (M, C + 2) table, read with one lookup per step: the unit category vector
+        # (a zero row for an item with no category: similarity 0 to anything), the
+        # squared norm of that vector (1, or 0 without categories), the novelty.
+        self.item_table = torch.cat(
+            (categories / norms.clamp(min=1e-12), (norms > 0).float(), novelty[:, None]), 1
+        )
+        # Pairs of distinct slate positions; the ILD of a one-item slate is NaN (no pairs).
+        self.pairs = k * (k - 1) / 2 if k > 1 else math.nan
+        self.counts = torch.zeros((self.num_items, 2), dtype=torch.long, device=device)  # shown, clicked
+
+    def columns(self) -> list[str]:
+        return [*DETAIL_COLUMNS, *position_columns(self.slate_size)]
+
+    def before_step(self, slates: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, k) candidate indices about to be shown -> (B, k) catalogue items and (B, 3)
+        per-slate ``ndcg, ild, novelty``. Pure reads of the current state (no random draws):
+        call it before ``env.step``, which draws the next candidates."""
+        simulator, k = self.simulator, self.slate_size
+        slates = slates.to(simulator.device, torch.long)
+        candidates = simulator.candidates  # (B, N)
+        items = candidates.gather(1, slates)  # (B, k)
+        utility = simulator.utilities(candidates)  # (B, N)
+        gain = torch.exp(simulator.beta * (utility - utility.amax(1, keepdim=True)))
+        # DCG of the shown slate and of the ideal one in one product; the ideal is >= 1
+        # (the best candidate's gain is 1).
+        dcg = torch.stack((gain.gather(1, slates), gain.topk(k, dim=1).values), 1) @ self.discount  # (B, 2)
+        ndcg = dcg[:, 0] / dcg[:, 1]
+        summed = self.item_table[items].sum(1)  # (B, C + 2)
+        vectors = summed[:, :-2]
+        # Sum of the cosine similarities over ordered pairs i != j: |sum_i v_i|^2 - sum_i |v_i|^2.
+        similarity = (vectors * vectors).sum(1) - summed[:, -2]
+        ild = 1 - similarity / (2 * self.pairs)
+        novelty = summed[:, -1] / k
+        return items, torch.stack((ndcg, ild, novelty), 1)
+
+    def after_step(
+        self, items: torch.Tensor, measures: torch.Tensor, step: TorchStep, recorded: torch.Tensor
+    ) -> torch.Tensor:
+        """Count the (B, k) ``items`` shown and clicked in the rows whose episode is
+        ``recorded`` (B,) bool -> (B, 4 + k) float64, this step's detail totals."""
+        clicks = step.clicks.long()  # (B, k); a cascade clicks at most one position, PBM several
+        gate = recorded[:, None].long()
+        counts = torch.stack((gate.expand_as(items), clicks * gate), 2)  # (B, k, 2)
+        self.counts.index_add_(0, items.flatten(), counts.flatten(0, 1))
+        revenue = step.info["revenue"].double()[:, None]
+        return torch.cat((revenue, measures.double(), clicks.double()), 1)
+
+    def items_frame(self) -> pd.DataFrame:
+        counts = self.counts.cpu().numpy()
+        items = np.flatnonzero(counts[:, 0] > 0)
+        frame = pd.DataFrame(
+            {"item": items, "shown": counts[items, 0], "clicked": counts[items, 1]},
+            columns=list(ITEM_COLUMNS),
+        )
+        return frame.astype(int)
+
+
+def _run(agent: Agent, env: Any, episodes: int, seed: int, details: bool) -> Evaluation:
+    """The loop of :func:`evaluate` and :func:`evaluate_detailed`; ``items`` is an empty
+    frame without ``details``."""
     env = as_torch_env(env, "evaluate")
+    detail = _SlateDetails(env) if details else None
+    columns = list(_TOTALS) + ([] if detail is None else detail.columns())
     num_envs, device = env.num_envs, env.device
     quota = torch.full((num_envs,), episodes // num_envs, device=device)
     quota[: episodes % num_envs] += 1
     rounds = int(quota.max())
     finished = torch.zeros(num_envs, dtype=torch.long, device=device)
-    totals = torch.zeros((num_envs, len(_TOTALS)), dtype=torch.float64, device=device)
-    records = torch.zeros((num_envs, rounds, len(_TOTALS)), dtype=torch.float64, device=device)
+    totals = torch.zeros((num_envs, len(columns)), dtype=torch.float64, device=device)
+    records = torch.zeros((num_envs, rounds, len(columns)), dtype=torch.float64, device=device)
     rows = torch.arange(num_envs, device=device)
     agent.attach(env)
     observation, _ = env.reset(seed=seed)
@@ -57,16 +209,24 @@ def evaluate(agent: Agent, env: Any, episodes: int, seed: int) -> pd.DataFrame:
     while steps % check_every or bool((finished < quota).any()):
         steps += 1
         action = agent.act(observation)
+        if detail is not None:  # the truth of the candidates the agent chose from, before they change
+            items, measures = detail.before_step(action)
         step = env.step(action)
         if agent.learns_online:  # the latent info (true utilities, time budgets) for oracles only
             agent.observe(Transition(observation, action, step if agent.needs_oracle else step.observable()))
         outcome = (step.reward, step.clicks.sum(1), step.purchases.sum(1), torch.ones_like(step.reward))
-        totals += torch.stack(outcome, 1).double()
+        recording = finished < quota  # (B,) the rows whose current episode will be recorded
+        increment = torch.stack(outcome, 1).double()
+        if detail is not None:
+            increment = torch.cat(
+                (increment, detail.after_step(items, measures, step, recording).double()), 1
+            )
+        totals += increment
         done = step.done
         # Record the episodes that ended within their sub-environment's quota, in place
         # and without a host round trip: rows outside it write back what they held.
         slot = finished.clamp(max=rounds - 1)
-        write = (done & (finished < quota))[:, None]
+        write = (done & recording)[:, None]
         records[rows, slot] = torch.where(write, totals, records[rows, slot])
         finished += done.long()
         totals = torch.where(done[:, None], 0.0, totals)
@@ -75,9 +235,16 @@ def evaluate(agent: Agent, env: Any, episodes: int, seed: int) -> pd.DataFrame:
     # Round-major order: round r of every sub-environment before round r + 1.
     values = records.transpose(0, 1)[kept.T].cpu().numpy()
     grid = np.argwhere(kept.T.cpu().numpy())  # (round, env_index) in the same order
-    frame = pd.DataFrame(values, columns=list(_TOTALS))
+    frame = pd.DataFrame(values, columns=columns)
     frame.insert(0, "env_index", grid[:, 1])
     frame.insert(0, "round", grid[:, 0])
     frame.insert(0, "episode", np.arange(len(frame)))
-    integers = ("episode", "round", "env_index", "clicks", "purchases", "length")
-    return frame.astype(dict.fromkeys(integers, int))[list(RECORD_COLUMNS)]
+    integers = ["episode", "round", "env_index", "clicks", "purchases", "length"]
+    if detail is None:
+        frame = frame.astype(dict.fromkeys(integers, int))[list(RECORD_COLUMNS)]
+        return Evaluation(frame, pd.DataFrame({name: pd.Series(dtype=int) for name in ITEM_COLUMNS}))
+    for name in _SLATE_MEANS:  # sums over the slates -> means
+        frame[name] = frame[name] / frame["length"]
+    integers += position_columns(detail.slate_size)
+    frame = frame.astype(dict.fromkeys(integers, int))[list(RECORD_COLUMNS) + detail.columns()]
+    return Evaluation(frame, detail.items_frame())

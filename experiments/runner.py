@@ -18,9 +18,13 @@ An interrupted run resumes: finished (agent, seed) records are kept and skipped.
 Agents take hyperparameters and their own training budget from ``--agent-options
 AGENT.PARAM=VALUE ...``; config.json records each agent's, and a resumed run must give
 an agent that already has records the same ones.
-Seeds: seed ``s`` seeds the agent and the evaluation environment with ``s``, the
-training environment with ``TRAIN_SEED_OFFSET + s`` and the learning-curve evaluations
-with ``CURVE_SEED_OFFSET + s`` (the same held-out draws at every point of a curve).
+Environment options (``--env-options KEY=VALUE``, fields of
+:class:`~shopgym.simulator.config.ShopperConfig`) change the preset's shoppers; config.json
+records them, and a resumed run must give the same ones. Seeds: see
+:mod:`shopgym.experiments.agent_run` (seeds are below 10,000).
+config.json describes the last invocation (its ``run``) and keeps the earlier ones
+under ``history``; each (agent, seed) ``.json`` holds the code version that made it, and a
+resumed run refuses records of other code (``--allow-code-change`` takes them).
 """
 
 from __future__ import annotations
@@ -32,7 +36,6 @@ import os
 import platform
 import re
 import sys
-import time
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
@@ -44,20 +47,25 @@ import torch
 from tqdm.auto import tqdm
 
 from shopgym.agents import AGENTS, Agent, make_agent
-from shopgym.envs import make_torch_env
 from shopgym.envs.core import CONFIG_FIELDS
-from shopgym.experiments.evaluation import RECORD_COLUMNS, evaluate
+from shopgym.experiments.agent_run import (
+    CURVE_COLUMNS,
+    CURVE_SEED_OFFSET,
+    MAX_SEED,
+    TRAIN_SEED_OFFSET,
+    AgentRun,
+    make_env,
+    run_agent,
+)
+from shopgym.experiments.evaluation import RECORD_COLUMNS
 from shopgym.experiments.plots import plot_learning_curves, plot_reward_curves
-from shopgym.experiments.stats import format_table, mean_ci, summarize
+from shopgym.experiments.provenance import code_version, device_name
+from shopgym.experiments.stats import format_table, summarize
 from shopgym.simulator.build import resolve_world
 from shopgym.simulator.config import ShopperConfig
 from shopgym.simulator.device import resolve_device
 from shopgym.simulator.errors import ConfigError, DataError
 from shopgym.simulator.world import World
-
-TRAIN_SEED_OFFSET = 10_000
-CURVE_SEED_OFFSET = 20_000
-CURVE_COLUMNS = ("steps", "wall_time_s", "episodes", "return", "return_low", "return_high")
 
 
 @dataclass(frozen=True)
@@ -93,6 +101,10 @@ class RunConfig:
     default batch of 50 shoppers, and far faster than two on a busy 2-core machine."""
     agent_options: tuple[str, ...] = ()
     """Agent hyperparameters AGENT.PARAM=VALUE ... (see shopgym agents); AGENT.train_slates=N: its budget."""
+    env_options: tuple[str, ...] = ()
+    """Environment options KEY=VALUE ... over the preset's (ShopperConfig fields, e.g. slate_size=3)."""
+    allow_code_change: bool = False
+    """Resume a run directory whose records other code made (config.json's history says so)."""
 
     def agent_names(self) -> list[str]:
         names = [name.strip() for name in self.agents.split(",") if name.strip()]
@@ -108,6 +120,10 @@ class RunConfig:
     def validate(self) -> None:
         if self.threads < 0:
             raise ConfigError(f"--threads must be >= 0, got {self.threads}")
+        if self.seeds > MAX_SEED:
+            raise ConfigError(
+                f"--seeds must be <= {MAX_SEED} (seeds are 0 .. {MAX_SEED - 1}), got {self.seeds}"
+            )
         for name in ("seeds", "episodes", "num_envs", "train_slates", "curve_episodes"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
@@ -123,7 +139,14 @@ class RunConfig:
             )
         self.agent_names()
         self.options()
+        self.environment_options()
         resolve_device(self.device)
+
+    def environment_options(self) -> dict[str, Any]:
+        """``--env-options`` as ShopperConfig fields, checked by building the preset's config."""
+        options = parse_env_options(self.env_options, "--env-options")
+        shopper_config(self.env, options, "--env-options")
+        return options
 
     def options(self) -> dict[str, dict[str, Any]]:
         """``--agent-options`` per agent of ``--agents`` (``{}`` for one without), checked
@@ -148,7 +171,7 @@ class RunConfig:
                 value = ast.literal_eval(text)
             except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
                 value = text
-            options[name][parameter] = _checked_option(entry, name, parameter, value)
+            options[name][parameter] = checked_agent_option(f"--agent-options {entry!r}", name, parameter, value)
         return options
 
     def agent_kwargs(self, name: str) -> dict[str, Any]:
@@ -189,17 +212,17 @@ def agent_hyperparameters(agent_class: type[Agent]) -> tuple[dict[str, inspect.P
     return parameters, True
 
 
-def _checked_option(entry: str, name: str, parameter: str, value: Any) -> Any:
+def checked_agent_option(entry: str, name: str, parameter: str, value: Any) -> Any:
     """``value`` for ``name``'s ``parameter`` (a list made a tuple where the default is
     one), or a ConfigError naming ``entry``."""
     agent_class = AGENTS[name]
     if parameter == "train_slates":
         if not agent_class.trains_before_evaluation:
             raise ConfigError(
-                f"--agent-options {entry!r}: {name} does not train before evaluation (it has no train_slates)"
+                f"{entry}: {name} does not train before evaluation (it has no train_slates)"
             )
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ConfigError(f"--agent-options {entry!r}: train_slates must be an int >= 1, got {value!r}")
+            raise ConfigError(f"{entry}: train_slates must be an int >= 1, got {value!r}")
         return value
     accepted, takes_others = agent_hyperparameters(agent_class)
     if parameter not in accepted:
@@ -209,7 +232,7 @@ def _checked_option(entry: str, name: str, parameter: str, value: Any) -> Any:
         takes = ", ".join(names) if names else "no hyperparameters"
         set_by_runner = " (the runner sets it: --seeds, --device)" if parameter in _RUNNER_ARGUMENTS else ""
         raise ConfigError(
-            f"--agent-options {entry!r}: {name} does not take {parameter!r}{set_by_runner}; it takes {takes}"
+            f"{entry}: {name} does not take {parameter!r}{set_by_runner}; it takes {takes}"
         )
     default = accepted[parameter].default
     if default is inspect.Parameter.empty or default is None:
@@ -232,9 +255,49 @@ def _checked_option(entry: str, name: str, parameter: str, value: Any) -> Any:
         ok, kind = True, ""
     if not ok:
         raise ConfigError(
-            f"--agent-options {entry!r}: {name}.{parameter} takes {kind} (default {default!r}), got {value!r}"
+            f"{entry}: {name}.{parameter} takes {kind} (default {default!r}), got {value!r}"
         )
     return value
+
+
+def parse_env_options(entries: tuple[str, ...] | list[str], where: str) -> dict[str, Any]:
+    """``KEY=VALUE`` entries as a dict of values (Python literals, else strings); each
+    key must be a ShopperConfig field."""
+    options: dict[str, Any] = {}
+    for entry in entries:
+        key, equals, text = (part.strip() for part in entry.partition("="))
+        if not (equals and key.isidentifier() and text):
+            raise ConfigError(f"{where}: {entry!r} is not KEY=VALUE (as slate_size=3)")
+        if key not in CONFIG_FIELDS:
+            raise ConfigError(
+                f"{where} {entry!r}: {key!r} is not an environment option; "
+                f"options: {', '.join(CONFIG_FIELDS)}"
+            )
+        if key in options:
+            raise ConfigError(f"{where} {entry!r}: {key} is given twice")
+        try:
+            options[key] = ast.literal_eval(text)
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+            options[key] = text
+    return options
+
+
+def shopper_config(env: str, options: dict[str, Any], where: str) -> ShopperConfig:
+    """The ShopperConfig of preset ``env`` with ``options`` over its own (a ConfigError
+    naming ``where`` for an unknown field or a value the config rejects)."""
+    unknown = sorted(set(options) - set(CONFIG_FIELDS))
+    if unknown:
+        raise ConfigError(
+            f"{where}: {unknown} are not environment options; options: {', '.join(CONFIG_FIELDS)}"
+        )
+    spec_options = gym.spec(env).kwargs
+    merged = {key: spec_options[key] for key in CONFIG_FIELDS if key in spec_options} | options
+    if isinstance(merged.get("position_logits"), list):
+        merged["position_logits"] = tuple(merged["position_logits"])
+    try:
+        return ShopperConfig(**merged)
+    except (ConfigError, TypeError, ValueError) as exc:
+        raise ConfigError(f"{where}: {env} rejects these options ({' '.join(str(exc).split())})") from exc
 
 
 def check_agent_options(config: RunConfig, world: World, device: torch.device) -> None:
@@ -244,7 +307,7 @@ def check_agent_options(config: RunConfig, world: World, device: torch.device) -
         kwargs = config.agent_kwargs(name)
         if not kwargs:
             continue
-        env = _make_env(config, world, device, "test", AGENTS[name].needs_oracle)
+        env = make_env(_agent_run(config, name, 0), world, device, "test", AGENTS[name].needs_oracle)
         try:
             with torch.random.fork_rng(devices=[]):
                 make_agent(name, env.single_observation_space, env.single_action_space, 0, device, **kwargs)
@@ -309,7 +372,7 @@ def _run_experiment(config: RunConfig) -> Path:
     features = json.loads((out / "config.json").read_text())["shopper_config"]["item_features"]
     _print(
         f"\n{config.env} (item features: {features}), {config.seeds} seeds x {config.episodes} episodes "
-        "on held-out shoppers (mean and 95% bootstrap CI over seeds)\n"
+        "on held-out shoppers (mean and 95% Student-t interval over seeds)\n"
     )
     _print(format_table(summary))
     _print(f"\nwrote {', '.join(str(path) for path in written)}")
@@ -326,108 +389,43 @@ def _world_for(config: RunConfig, device: torch.device) -> World:
         raise ConfigError(f"--world: {exc}") from exc
 
 
-def _make_env(
-    config: RunConfig,
-    world: World,
-    device: torch.device,
-    shoppers: str,
-    oracle: bool,
-    episodes: int | None = None,
-):
-    """The torch env of ``shoppers``; a test env for ``episodes`` (default: the
-    evaluation's) has at most that many parallel shoppers."""
-    episodes = config.episodes if episodes is None else episodes
-    return make_torch_env(
-        config.env,
-        num_envs=min(config.num_envs, episodes) if shoppers == "test" else config.num_envs,
-        world=world,
-        shoppers=shoppers,
-        device=device,
-        oracle_info=oracle,
+def _agent_run(config: RunConfig, name: str, seed: int) -> AgentRun:
+    """What the run of agent ``name`` for ``seed`` does."""
+    return AgentRun(
+        env=config.env,
+        agent=name,
+        seed=seed,
+        episodes=config.episodes,
+        train_slates=config.train_budget(name),
+        num_envs=config.num_envs,
+        curve_points=config.curve_points,
+        curve_episodes=config.curve_episodes,
+        env_options=config.environment_options(),
+        agent_options=config.agent_kwargs(name),
     )
 
 
 def _run_one(config: RunConfig, world: World, device: torch.device, name: str, seed: int, out: Path) -> None:
-    started = time.perf_counter()
-    agent_class = AGENTS[name]
-    test_env = _make_env(config, world, device, "test", agent_class.needs_oracle)
-    agent = make_agent(
-        name,
-        test_env.single_observation_space,
-        test_env.single_action_space,
-        seed,
-        device,
-        **config.agent_kwargs(name),
-    )
-    options = _jsonable(config.options()[name])
-    meta = {"agent": None, "seed": seed, "world_hash": world.hash, "options": options}
-    curve: list[dict] = []
-    if agent_class.trains_before_evaluation:
-        train_env = _make_env(config, world, device, "train", False)
-        checkpoint = _curve_checkpoint(config, world, device, agent, seed, started, curve)
-        budget = config.train_budget(name)
-        agent.fit(train_env, budget, seed=TRAIN_SEED_OFFSET + seed, checkpoint=checkpoint)
-        meta["training_env"] = {
-            "shoppers": "train",
-            "seed": TRAIN_SEED_OFFSET + seed,
-            "budget_slates": budget,
-        }
-    trained = time.perf_counter()
-    records = evaluate(agent, test_env, config.episodes, seed=seed)
+    result = run_agent(_agent_run(config, name, seed), world, device)
+    meta = {
+        "agent": result.meta["agent"],
+        "seed": seed,
+        "options": _jsonable(config.options()[name]),
+        "code": code_version(),
+        **{key: value for key, value in result.meta.items() if key != "agent"},
+    }
+    records = result.records
     records.insert(0, "seed", seed)
     records.insert(0, "agent", name)
-    meta |= {
-        "agent": agent.describe(),
-        "evaluation_env": {"shoppers": "test", "seed": seed, "episodes": config.episodes},
-        "train_wall_time_s": round(trained - started - sum(r["curve_eval_s"] for r in curve), 3),
-        "curve_wall_time_s": round(sum(r["curve_eval_s"] for r in curve), 3),
-        "eval_wall_time_s": round(time.perf_counter() - trained, 3),
-    }
     # The .json and the curve first: a records .csv marks the (agent, seed) done, so it is
     # written last.
     _atomic_write(_record_path(out, name, seed).with_suffix(".json"), json.dumps(meta, indent=2))
-    if curve:
-        frame = pd.DataFrame(curve, columns=list(CURVE_COLUMNS))  # without curve_eval_s
-        frame.insert(0, "seed", seed)
-        frame.insert(0, "agent", name)
-        _atomic_csv(frame, _curve_path(out, name, seed))
+    if result.curve is not None:
+        curve = result.curve
+        curve.insert(0, "seed", seed)
+        curve.insert(0, "agent", name)
+        _atomic_csv(curve, _curve_path(out, name, seed))
     _atomic_csv(records, _record_path(out, name, seed))
-
-
-def _curve_checkpoint(
-    config: RunConfig, world: World, device: torch.device, agent, seed: int, started: float, curve: list
-):
-    """The callback an agent calls at points of training: it evaluates the current policy
-    on ``curve_episodes`` held-out episodes and appends a learning-curve record, whose
-    wall time is the training time so far (the evaluations left out).
-
-    The agent's random stream is put back after each evaluation, so that a run with
-    learning curves trains and evaluates exactly as one without."""
-    if not config.curve_points:
-        return None
-    env = _make_env(config, world, device, "test", False, episodes=config.curve_episodes)
-
-    def checkpoint(steps: int) -> None:
-        now = time.perf_counter()
-        state = agent.generator.get_state()
-        returns = evaluate(agent, env, config.curve_episodes, seed=CURVE_SEED_OFFSET + seed)["return"]
-        agent.generator.set_state(state)
-        elapsed = now - started - sum(record["curve_eval_s"] for record in curve)
-        low, high = mean_ci(returns.to_numpy())
-        curve.append(
-            {
-                "steps": steps,
-                "wall_time_s": round(elapsed, 3),
-                "episodes": len(returns),
-                "return": float(returns.mean()),
-                "return_low": low,
-                "return_high": high,
-                "curve_eval_s": time.perf_counter() - now,
-            }
-        )
-
-    checkpoint.points = config.curve_points  # how many points CurvePoints spaces out
-    return checkpoint
 
 
 def _read_records(path: Path) -> pd.DataFrame:
@@ -469,7 +467,16 @@ def _read_curve(path: Path) -> pd.DataFrame:
 # Options that change what a recorded episode means; a resumed run must match them.
 # The agents' options (--agent-options) too, per agent: config.json's "agent_options"
 # holds those of every agent run in the directory.
-_RESUME_KEYS = ("env", "episodes", "train_slates", "num_envs", "world", "curve_points", "curve_episodes")
+_RESUME_KEYS = (
+    "env",
+    "episodes",
+    "train_slates",
+    "num_envs",
+    "world",
+    "curve_points",
+    "curve_episodes",
+    "env_options",
+)
 
 
 def _jsonable(value: Any) -> Any:
@@ -494,14 +501,12 @@ def _format_options(options: dict[str, Any]) -> str:
 def _write_or_check_config(
     out: Path, config: RunConfig, names: list[str], world: World, device: torch.device
 ) -> None:
+    """Write config.json, or check that a resumed run's records mean what the new ones
+    would, then rewrite it to describe this invocation (the earlier ones under ``history``)."""
     path = out / "config.json"
     options = _jsonable({name: config.options()[name] for name in names})
-    spec_options = gym.spec(config.env).kwargs
-    shopper_config = ShopperConfig(**{key: spec_options[key] for key in CONFIG_FIELDS if key in spec_options})
     document = {
-        "run": {
-            key: (str(value) if isinstance(value, Path) else value) for key, value in asdict(config).items()
-        },
+        "run": _jsonable({k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()}),
         "world": {
             "hash": world.hash,
             "name": world.card.get("name"),
@@ -509,7 +514,8 @@ def _write_or_check_config(
             "fit_test_metrics": world.card.get("fit", {}).get("test_metrics"),
             "calibration": world.ground_truth()["calibration"],
         },
-        "shopper_config": shopper_config.to_dict(),
+        "shopper_config": shopper_config(config.env, config.environment_options(), "--env-options").to_dict(),
+        "env_options": _jsonable(config.environment_options()),
         "agent_options": options,
         "evaluation": {"shoppers": "test (held out from training)", "train_shoppers": "train"},
         "seeding": {
@@ -518,13 +524,15 @@ def _write_or_check_config(
             "training_env": f"{TRAIN_SEED_OFFSET} + s",
             "learning_curve_env": f"{CURVE_SEED_OFFSET} + s",
         },
-        "device": str(device),
+        "device": device_name(device),
+        "code": code_version(),
         "versions": {
             "python": platform.python_version(),
             "torch": torch.__version__,
             "gymnasium": gym.__version__,
         },
         "command": sys.argv,
+        "written": datetime.now().isoformat(timespec="seconds"),
     }
     if not path.is_file():
         if any((out / "records").glob("*.csv")):
@@ -535,12 +543,15 @@ def _write_or_check_config(
     try:
         previous = json.loads(path.read_text())
         # A key that an older run did not record had its default then.
-        defaults = asdict(RunConfig())
+        defaults = _jsonable(asdict(RunConfig()))
         recorded = {key: previous["run"].get(key, defaults[key]) for key in _RESUME_KEYS}
-        recorded_world, recorded_device = previous["world"]["hash"], previous["device"]
+        recorded_world = previous["world"]["hash"]
+        recorded_device = device_name(previous["device"])
         # An older run had no agent options: its agents ran with their defaults.
         recorded_options = dict(previous.get("agent_options", {}))
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        recorded_code = previous.get("code", {}).get("source")
+        history = [*previous.get("history", []), {k: v for k, v in previous.items() if k != "history"}]
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError, RuntimeError, AttributeError) as exc:
         raise ConfigError(f"{path} is unreadable ({exc}); choose another --out") from exc
     for key in _RESUME_KEYS:
         if recorded[key] != document["run"][key]:
@@ -550,9 +561,15 @@ def _write_or_check_config(
             )
     if recorded_world != world.hash:
         raise ConfigError(f"{out} was recorded on World {recorded_world}, not {world.hash}")
-    if recorded_device != str(device):
+    if recorded_device != document["device"]:
         # Random streams differ between devices, so records would not be comparable.
-        raise ConfigError(f"{out} was recorded on device {recorded_device}, not {device}")
+        raise ConfigError(f"{out} was recorded on device {recorded_device}, not {document['device']}")
+    if recorded_code != document["code"]["source"] and not config.allow_code_change:
+        raise ConfigError(
+            f"{out} holds records of other code (source {recorded_code}, this is "
+            f"{document['code']['source']}); choose another --out, or resume with --allow-code-change "
+            "(config.json's history then says which records came from which code)"
+        )
     for name in names:
         recorded = recorded_options.get(name, {})
         # Only records make a difference: an agent without any takes the new options.
@@ -562,10 +579,9 @@ def _write_or_check_config(
                 f"{out} holds {name} records with agent options {_format_options(recorded)}, not "
                 f"{_format_options(options[name])}; choose another --out to keep both"
             )
-    merged = recorded_options | options
-    if merged != recorded_options:
-        # Agents new to the directory (or without records yet): config.json records their options.
-        _atomic_write(path, json.dumps(previous | {"agent_options": merged}, indent=2, default=str))
+    # The options of every agent run in the directory (those of agents not run now kept).
+    document["agent_options"] = recorded_options | options
+    _atomic_write(path, json.dumps(document | {"history": history}, indent=2, default=str))
 
 
 def _atomic_write(path: Path, text: str) -> None:

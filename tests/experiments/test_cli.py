@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 import tyro
 
+import shopgym.experiments.agent_run as agent_run
 import shopgym.experiments.runner as runner
 from shopgym.agents import AGENTS
 from shopgym.envs import PRESETS
@@ -99,10 +100,10 @@ def test_default_env_smoke_run(movielens, tmp_path, capsys):
 
 def test_runner_fits_on_train_shoppers_and_evaluates_held_out_ones(monkeypatch, tmp_path):
     made, evaluated = [], []
-    make_env, evaluate = runner._make_env, runner.evaluate
+    make_env, evaluate = agent_run.make_env, agent_run.evaluate_detailed
 
-    def spy_make_env(config, world, device, shoppers, oracle, episodes=None):
-        env = make_env(config, world, device, shoppers, oracle, episodes)
+    def spy_make_env(run, world, device, shoppers, oracle, episodes=None):
+        env = make_env(run, world, device, shoppers, oracle, episodes)
         made.append((shoppers, oracle, env))
         return env
 
@@ -110,8 +111,8 @@ def test_runner_fits_on_train_shoppers_and_evaluates_held_out_ones(monkeypatch, 
         evaluated.append((agent.name, env, seed))
         return evaluate(agent, env, episodes, seed)
 
-    monkeypatch.setattr(runner, "_make_env", spy_make_env)
-    monkeypatch.setattr(runner, "evaluate", spy_evaluate)
+    monkeypatch.setattr(agent_run, "make_env", spy_make_env)
+    monkeypatch.setattr(agent_run, "evaluate_detailed", spy_evaluate)
     config = RunConfig(
         env=SYNTHETIC_ID,
         seeds=2,
@@ -326,7 +327,9 @@ def test_agent_options_reach_the_agents_and_the_records(monkeypatch, tmp_path):
         built.append((name, seed, kwargs, agent))
         return agent
 
+    # The options check builds agents in the runner, the runs in agent_run.
     monkeypatch.setattr(runner, "make_agent", spy_make_agent)
+    monkeypatch.setattr(agent_run, "make_agent", spy_make_agent)
     out = tmp_path / "run"
     options = ("epsilon-greedy.epsilon=0.5", "static-mf.epochs=2", "static-mf.train_slates=60")
     assert _options_run(out, *options) == 0

@@ -104,3 +104,46 @@ def test_resume_on_another_env_is_refused(tiny_run, tmp_path, capsys):
     assert run_cli(argv) == 2
     assert "env=" in capsys.readouterr().err
     assert _contents(out) == before
+
+
+def test_config_json_describes_the_last_invocation_and_keeps_the_earlier_ones(tiny_run, tmp_path):
+    import json
+
+    out = _copy(tiny_run, tmp_path)
+    assert run_cli([*TINY_RUN, "--out", str(out), "--seeds", "3"]) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["run"]["seeds"] == 3 and config["code"]["source"]
+    assert [entry["run"]["seeds"] for entry in config["history"]] == [2]
+
+
+def test_records_of_other_code_or_another_device_are_not_merged(tiny_run, tmp_path, capsys):
+    import json
+
+    out = _copy(tiny_run, tmp_path)
+    config = json.loads((out / "config.json").read_text())
+    (out / "config.json").write_text(json.dumps({**config, "code": {"source": "0000"}}))
+    assert run_cli([*TINY_RUN, "--out", str(out)]) == 2
+    assert "holds records of other code" in capsys.readouterr().err
+    assert run_cli([*TINY_RUN, "--out", str(out), "--allow-code-change"]) == 0
+    # cuda and cuda:0 are one device; cpu is another.
+    from shopgym.experiments.provenance import device_name
+
+    assert device_name("cpu") == "cpu" and device_name("cuda") == device_name("cuda:0") == "cuda:0"
+
+
+def test_environment_options_reach_the_shoppers_and_change_what_resumes(tiny_run, tmp_path, capsys):
+    import json
+
+    out = tmp_path / "slates-of-2"
+    assert run_cli([*TINY_RUN, "--agents", "random", "--out", str(out), "--env-options", "slate_size=2"]) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["shopper_config"]["slate_size"] == 2 and config["env_options"] == {"slate_size": 2}
+    assert "clicks_p1" in pd.read_csv(out / "episodes.csv") and "clicks_p2" not in pd.read_csv(
+        out / "episodes.csv"
+    )
+    assert run_cli([*TINY_RUN, "--agents", "random", "--out", str(out)]) == 2
+    assert "env_options" in capsys.readouterr().err
+    assert run_cli([*TINY_RUN, "--env-options", "slate_sise=2"]) == 2
+    assert "'slate_sise' is not an environment option" in capsys.readouterr().err
+    assert run_cli([*TINY_RUN, "--seeds", "10001"]) == 2
+    assert "--seeds must be <= 10000" in capsys.readouterr().err

@@ -1,0 +1,572 @@
+"""``shopgym compare FILE``: an experiment file expanded into runs (preset x agent x
+seed), run in parallel worker processes (or Ray tasks), resumable, then metrics,
+intervals, figures and a report from the records alone.
+
+The experiment directory (``--out``, default ``runs/compare/<name>``)::
+
+    experiment.toml, experiment.json   the file as given; its resolved config, the code, the device
+    world.json                         the Worlds the presets ran on (hash, folder, card)
+    runs/<preset>__<agent>__seed<s>/   one finished run: config.json (what it ran), records.csv
+                                       (per episode), items.csv (items shown), curve.csv (learning
+                                       curve), meta.json (training data, wall times), log.txt
+    episodes.csv, curves.csv, items.csv   every run's records with preset, agent, seed
+    scores.csv, summary.csv, improvement.csv   per-seed metrics, intervals, P(improvement)
+    figures/, report.md, report.html
+
+Nothing is lost or half-written: a run's folder appears whole, by a rename, only when
+it has finished, and the tables are rewritten atomically from the run folders. A
+rerun skips the finished runs (checking that they ran what the file asks, on the same
+World, device and code), so a killed comparison resumes where it stopped. One
+comparison at a time holds a directory (a lock the operating system releases when its
+holder dies, even by SIGKILL); a second is refused with the holder's PID.
+
+Workers load each World from its folder and check its hash; nothing is fitted again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import io
+import json
+import os
+import shutil
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, replace
+from datetime import datetime
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import gymnasium as gym
+import pandas as pd
+import torch
+import tyro
+from tqdm.auto import tqdm
+
+from shopgym.agents import AGENTS, make_agent
+from shopgym.experiments.agent_run import AgentRun, make_env, run_agent
+from shopgym.experiments.experiment import (
+    ExperimentConfig,
+    RunSpec,
+    _convert,
+    check_experiment,
+    expand_agents,
+    expand_presets,
+    expand_runs,
+    experiment_path,
+    load_experiment,
+)
+from shopgym.experiments.provenance import code_version, device_name
+from shopgym.simulator.build import resolve_world, shipped_world_path
+from shopgym.simulator.device import resolve_device
+from shopgym.simulator.errors import ConfigError, DataError
+from shopgym.simulator.world import World
+
+RUN_FILES = ("config.json", "records.csv", "items.csv", "curve.csv", "meta.json", "log.txt")
+SHIPPED = "shipped"  # the World folder of the shipped default World, wherever it is installed
+
+
+@dataclass(frozen=True)
+class CompareConfig:
+    """Run an experiment file: every preset x agent x seed, then tables, figures and a report."""
+
+    file: Annotated[Path, tyro.conf.Positional]
+    """The experiment file (TOML), or the name of a shipped one (smoke, default, all_agents, ...)."""
+    out: Path | None = None
+    """Experiment directory (default: runs/compare/<name>). An existing one is resumed."""
+    workers: int = 1
+    """Runs in parallel: worker processes (local) or concurrent Ray tasks (ray; 0: as many as Ray runs)."""
+    backend: Literal["local", "ray"] = "local"
+    """Where runs execute: local processes, or Ray tasks (pip install shopgym[ray])."""
+    ray_address: str | None = None
+    """Ray cluster to join (as ray.init's address, e.g. ray://head:10001 or auto); default: a local Ray."""
+    smoke: bool = False
+    """Run the file's [smoke] version (a quick check of the whole pipeline)."""
+    set: tuple[str, ...] = ()
+    """Override top-level settings of the file: KEY=VALUE ... (as seeds=3 episodes=100)."""
+    allow_code_change: bool = False
+    """Resume although finished runs were made by other code (each run's config.json says which)."""
+    quiet: bool = False
+    """No progress bars (for CI); results are still printed."""
+    report: bool = True
+    """Write figures and report.md / report.html at the end."""
+
+
+def compare(config: CompareConfig) -> Path:
+    """Run (or resume) the comparison; returns the experiment directory."""
+    config = replace(config, file=experiment_path(config.file))
+    experiment = _with_overrides(load_experiment(config.file, smoke=config.smoke), config.set, config.file)
+    if config.workers < 0 or (config.workers == 0 and config.backend == "local"):
+        raise ConfigError(f"--workers must be >= 1 (0 only with --backend ray), got {config.workers}")
+    out = config.out or Path("runs") / "compare" / experiment.name
+    try:
+        (out / "runs").mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"--out: cannot create {out} ({exc})") from exc
+    with directory_lock(out):
+        return _compare(config, experiment, out)
+
+
+def _compare(config: CompareConfig, experiment: ExperimentConfig, out: Path) -> Path:
+    device = resolve_device(experiment.device)
+    worlds = _worlds(experiment, device, out)
+    runs = expand_runs(experiment)
+    _check_agent_options(runs, worlds, device)
+    code = code_version()
+    _write_experiment(out, config, experiment, worlds, device, code)
+    for partial in (out / "runs").glob(".partial-*"):
+        shutil.rmtree(partial)  # a run killed while its folder was being written
+    pending = []
+    for spec in runs:
+        expected = _run_config(spec, worlds[spec.preset]["hash"], device, code)
+        if _check_finished(out / "runs" / spec.name, expected, config.allow_code_change):
+            continue
+        pending.append((spec, expected))
+    _print(f"{len(runs)} runs ({len(runs) - len(pending)} already finished) in {out}", config.quiet)
+    tasks = [
+        Task(spec.name, asdict(spec.run), worlds[spec.preset]["folder"], worlds[spec.preset]["hash"])
+        for spec, _ in pending
+    ]
+    expected_of = {spec.name: expected for spec, expected in pending}
+    bar = tqdm(total=len(tasks), desc="runs", disable=config.quiet, file=sys.stderr)
+    execute = _ray_executor(config) if config.backend == "ray" else _local_executor(config.workers)
+    for name, files in execute(tasks, str(device), experiment.threads):
+        _publish_run(out / "runs", name, files, expected_of[name])
+        bar.update()
+        bar.set_postfix_str(name)
+    bar.close()
+    aggregate(out, runs, quiet=config.quiet, report=config.report)
+    return out
+
+
+# ---------------------------------------------------------------- the directory
+
+
+@contextlib.contextmanager
+def directory_lock(out: Path) -> Iterator[None]:
+    """Hold ``out/.lock`` (flock: released by the kernel when the holder exits, even by
+    SIGKILL); a ConfigError when another process holds it."""
+    handle = open(out / ".lock", "a+")  # noqa: SIM115 (held for the whole block)
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "?"
+            raise ConfigError(
+                f"{out} is in use by another shopgym compare (pid {holder}); wait for it to finish "
+                "or choose another --out"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        yield
+    finally:
+        handle.close()
+
+
+def _write_experiment(
+    out: Path,
+    config: CompareConfig,
+    experiment: ExperimentConfig,
+    worlds: dict[str, dict],
+    device: torch.device,
+    code: dict,
+) -> None:
+    """experiment.json describes this invocation (earlier ones kept under ``history``)."""
+    path = out / "experiment.json"
+    history = []
+    if path.is_file():
+        try:
+            previous = json.loads(path.read_text())
+            history = [*previous.pop("history", []), previous]
+        except (json.JSONDecodeError, AttributeError) as exc:
+            raise ConfigError(f"{path} is unreadable ({exc}); choose another --out") from exc
+    presets = expand_presets(experiment.presets)
+    from shopgym.experiments.runner import shopper_config
+
+    document = {
+        "name": experiment.name,
+        "description": experiment.description,
+        "file": str(config.file),
+        "smoke": config.smoke,
+        "overrides": list(config.set),
+        "experiment": asdict(experiment),
+        "presets": [
+            {
+                "label": preset.label,
+                "env": preset.env,
+                "options": preset.options,
+                "shopper_config": shopper_config(preset.env, preset.options, preset.label).to_dict(),
+                "world_hash": worlds[preset.label]["hash"],
+            }
+            for preset in presets
+        ],
+        "agents": [
+            {
+                "label": agent.label,
+                "name": agent.name,
+                "options": agent.options,
+                "train_slates": agent.train_slates or experiment.train_slates,
+            }
+            for agent in expand_agents(experiment.agents)
+        ],
+        "seeds": experiment.seed_list(),
+        "code": code,
+        "device": device_name(device),
+        "versions": {
+            "python": sys.version.split()[0],
+            "torch": torch.__version__,
+            "gymnasium": gym.__version__,
+        },
+        "command": sys.argv,
+        "written": datetime.now().isoformat(timespec="seconds"),
+        "history": history,
+    }
+    atomic_write(path, _json(document))
+    atomic_write(out / "experiment.toml", Path(config.file).read_text())
+    atomic_write(out / "world.json", _json({label: world for label, world in worlds.items()}))
+
+
+def _worlds(experiment: ExperimentConfig, device: torch.device, out: Path) -> dict[str, dict]:
+    """Per preset label: the World it runs on as a folder a worker loads (``folder``,
+    ``hash``, ``card``). A World built in memory (``synthetic``) is saved under
+    ``out/worlds/<hash>`` first; the shipped one is read from the package."""
+    resolved: dict[str, dict] = {}
+    worlds: dict[str, dict] = {}
+    for preset in expand_presets(experiment.presets):
+        name = experiment.world if experiment.world is not None else gym.spec(preset.env).kwargs.get("world")
+        key = str(name)
+        if key not in resolved:
+            try:
+                world = resolve_world(name, device, progress=False)
+            except DataError as exc:
+                raise ConfigError(f"world {name!r} of preset {preset.label}: {exc}") from exc
+            if name in (None, "default"):
+                folder = SHIPPED  # each worker (or Ray node) finds it in its own installation
+            elif name == "synthetic":
+                folder = out / "worlds" / world.hash
+                if not (folder / "card.json").is_file():
+                    world.save(folder)
+            else:
+                folder = Path(name)
+            folder = folder if folder == SHIPPED else str(Path(folder).resolve())
+            resolved[key] = {"folder": folder, "hash": world.hash, "card": world.card}
+        worlds[preset.label] = resolved[key]
+    return worlds
+
+
+def _check_agent_options(runs: list[RunSpec], worlds: dict[str, dict], device: torch.device) -> None:
+    """Build each agent that has options once per preset, so that a value its constructor
+    rejects is an error before any run starts."""
+    checked = set()
+    for spec in runs:
+        key = (spec.preset, spec.agent)
+        if key in checked or not spec.run.agent_options:
+            continue
+        checked.add(key)
+        world = _load_world(worlds[spec.preset]["folder"], worlds[spec.preset]["hash"], str(device))
+        env = make_env(spec.run, world, device, "test", AGENTS[spec.run.agent].needs_oracle)
+        try:
+            with torch.random.fork_rng(devices=[]):
+                make_agent(
+                    spec.run.agent, env.single_observation_space, env.single_action_space, 0, device,
+                    **spec.run.agent_options,
+                )  # fmt: skip
+        except (ConfigError, TypeError, ValueError) as exc:
+            detail = " ".join(str(exc).split())
+            raise ConfigError(f"agent {spec.agent} on {spec.preset} rejects its options ({detail})") from exc
+
+
+def _run_config(spec: RunSpec, world_hash: str, device: torch.device, code: dict) -> dict[str, Any]:
+    """A run's config.json: what it runs, on which World and device, by which code."""
+    return _plain(
+        {
+            "preset": spec.preset,
+            "agent": spec.agent,
+            "run": asdict(spec.run),
+            "world_hash": world_hash,
+            "device": device_name(device),
+            "code": code,
+        }
+    )
+
+
+def _check_finished(folder: Path, expected: dict, allow_code_change: bool) -> bool:
+    """Whether ``folder`` holds this run, finished; a ConfigError if it holds another."""
+    if not folder.is_dir():
+        return False
+    try:
+        recorded = json.loads((folder / "config.json").read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"{folder}: unreadable run config ({exc}); delete the folder to rerun it") from exc
+    for key in ("run", "world_hash", "device"):
+        if recorded.get(key) != expected[key]:
+            raise ConfigError(
+                f"{folder} ran {key} {recorded.get(key)!r}, but the experiment now asks for "
+                f"{expected[key]!r}; choose another --out (or delete the folder to rerun it)"
+            )
+    source = recorded.get("code", {}).get("source")
+    if source != expected["code"]["source"] and not allow_code_change:
+        raise ConfigError(
+            f"{folder} was made by other code (source {source}, this is {expected['code']['source']}); "
+            "choose another --out, or resume with --allow-code-change"
+        )
+    return True
+
+
+def _publish_run(runs: Path, name: str, files: dict[str, str], expected: dict) -> None:
+    """Write a finished run's files into a hidden folder, then rename it into place."""
+    partial = runs / f".partial-{name}"
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir()
+    for filename, text in {**files, "config.json": _json(expected)}.items():
+        with open(partial / filename, "w") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+    os.rename(partial, runs / name)
+
+
+# ---------------------------------------------------------------- executing runs
+
+
+@dataclass(frozen=True)
+class Task:
+    """One run as a worker receives it: plain data, picklable and JSON-able."""
+
+    name: str
+    run: dict[str, Any]
+    world_folder: str
+    world_hash: str
+
+
+Executor = Callable[[list[Task], str, int], Iterator[tuple[str, dict[str, str]]]]
+
+
+def execute_task(task: Task, device: str, threads: int) -> dict[str, str]:
+    """Run one task in this process; returns its files (name -> text) but config.json.
+
+    What it prints (and its warnings) goes to log.txt."""
+    torch.set_num_threads(threads)
+    world = _load_world(task.world_folder, task.world_hash, device)
+    log = io.StringIO()
+    started = time.perf_counter()
+    with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+        result = run_agent(AgentRun(**task.run), world, torch.device(device))
+    meta = {
+        **result.meta,
+        "wall_time_s": round(time.perf_counter() - started, 3),
+        "host": os.uname().nodename,
+    }
+    files = {
+        "records.csv": result.records.to_csv(index=False),
+        "meta.json": _json(meta),
+        "log.txt": log.getvalue(),
+    }
+    if result.items is not None:
+        files["items.csv"] = result.items.to_csv(index=False)
+    if result.curve is not None:
+        files["curve.csv"] = result.curve.to_csv(index=False)
+    return files
+
+
+_WORLDS: dict[tuple[str, str, str], World] = {}
+
+
+def _load_world(folder: str, expected_hash: str, device: str) -> World:
+    key = (folder, expected_hash, device)
+    if key not in _WORLDS:
+        world = World.load(shipped_world_path() if folder == SHIPPED else folder)
+        if world.hash != expected_hash:
+            raise DataError(f"{folder}: World hash {world.hash}, the experiment expects {expected_hash}")
+        _WORLDS[key] = world.to(device)
+    return _WORLDS[key]
+
+
+def _local_executor(workers: int) -> Executor:
+    def execute(tasks: list[Task], device: str, threads: int) -> Iterator[tuple[str, dict[str, str]]]:
+        if workers == 1:
+            previous = torch.get_num_threads()
+            try:
+                for task in tasks:
+                    yield task.name, _task_files(task, device, threads)
+            finally:
+                torch.set_num_threads(previous)
+            return
+        # spawn, not fork: a forked torch (threads, CUDA) is unsafe.
+        context = get_context("spawn")
+        with ProcessPoolExecutor(workers, mp_context=context, initializer=_watch_parent) as pool:
+            futures = {pool.submit(_task_files, task, device, threads): task.name for task in tasks}
+            try:
+                for future in as_completed(futures):
+                    yield futures[future], future.result()
+            except BaseException:
+                for future in futures:
+                    future.cancel()
+                raise
+
+    return execute
+
+
+def _task_files(task: Task, device: str, threads: int) -> dict[str, str]:
+    """:func:`execute_task`, with an error that names the run."""
+    try:
+        return execute_task(task, device, threads)
+    except Exception as exc:
+        detail = "".join(traceback.format_exception_only(exc)).strip()
+        raise RunFailed(f"run {task.name} failed: {detail}") from exc
+
+
+class RunFailed(ConfigError):
+    """A run raised; the finished runs are kept, and a rerun retries this one."""
+
+
+def _watch_parent() -> None:
+    """End this worker when the comparison that started it dies (killed, say), rather
+    than finish runs that nobody will write."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(0.5)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
+def _ray_executor(config: CompareConfig) -> Executor:
+    from shopgym.experiments.ray_backend import ray_executor
+
+    return ray_executor(config.ray_address, config.workers)
+
+
+# ---------------------------------------------------------------- tables, figures, report
+
+
+def aggregate(out: Path, runs: list[RunSpec], quiet: bool = False, report: bool = True) -> None:
+    """episodes.csv, curves.csv, items.csv, scores.csv, summary.csv, improvement.csv from
+    the run folders of ``runs``; then the figures and the report."""
+    from shopgym.experiments.metrics import METRICS, per_seed_metrics
+    from shopgym.experiments.stats import aggregate as aggregate_scores
+    from shopgym.experiments.stats import probability_of_improvement
+
+    tables: dict[str, list[pd.DataFrame]] = {"records.csv": [], "curve.csv": [], "items.csv": []}
+    catalogue_sizes = {}
+    for spec in runs:
+        folder = out / "runs" / spec.name
+        keys = {"preset": spec.preset, "agent": spec.agent, "seed": spec.run.seed}
+        for filename, frames in tables.items():
+            if (folder / filename).is_file():
+                frames.append(
+                    _read_csv(folder / filename).assign(**keys)[[*keys, *_columns(folder / filename)]]
+                )
+        catalogue_sizes[spec.preset] = json.loads((folder / "meta.json").read_text())["catalogue_size"]
+    episodes = pd.concat(tables["records.csv"], ignore_index=True)
+    items = pd.concat(tables["items.csv"], ignore_index=True) if tables["items.csv"] else None
+    scores = per_seed_metrics(episodes, items, catalogue_sizes)
+    metrics = [metric for metric in METRICS if metric in scores.columns]
+    summary = aggregate_scores(scores, metrics)
+    improvement = probability_of_improvement(scores, "return")
+    written = {"episodes.csv": episodes, "scores.csv": scores, "summary.csv": summary}
+    written["improvement.csv"] = improvement
+    if items is not None:
+        written["items.csv"] = items
+    if tables["curve.csv"]:
+        written["curves.csv"] = pd.concat(tables["curve.csv"], ignore_index=True)
+    for filename, frame in written.items():
+        atomic_write(out / filename, frame.to_csv(index=False))
+    if report:
+        from shopgym.experiments.plots import plot_experiment
+        from shopgym.experiments.report import write_report
+
+        plot_experiment(out)
+        write_report(out)
+    _print(_format_summary(summary, metrics), quiet=False)
+    _print(f"\nresults in {out} (report.html, summary.csv, figures/)", quiet=False)
+
+
+def _format_summary(summary: pd.DataFrame, metrics: list[str]) -> str:
+    shown = [metric for metric in ("return", "ctr", "purchases", "regret") if metric in metrics]
+    lines = []
+    for preset, group in summary.groupby("preset", sort=False):
+        lines.append(f"\n{preset} (mean [95% CI] over seeds)")
+        width = max(len(agent) for agent in group["agent"])
+        lines.append(f"{'agent':{width}s}  seeds  " + "  ".join(f"{m:>24s}" for m in shown))
+        for _, row in group.iterrows():
+            cells = [f"{row[m]:8.3f} [{row[f'{m}_low']:.3f}, {row[f'{m}_high']:.3f}]" for m in shown]
+            lines.append(
+                f"{row['agent']:{width}s}  {int(row['seeds']):5d}  " + "  ".join(f"{c:>24s}" for c in cells)
+            )
+    return "\n".join(lines)
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    try:
+        return pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: unreadable ({exc}); delete its run folder to rerun it") from exc
+
+
+def _columns(path: Path) -> list[str]:
+    return [column for column in _read_csv(path).columns if column not in ("preset", "agent", "seed")]
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _with_overrides(experiment: ExperimentConfig, entries: tuple[str, ...], file: Path) -> ExperimentConfig:
+    """``experiment`` with ``--set KEY=VALUE`` entries (top-level scalar settings)."""
+    import ast
+    import typing
+
+    if not entries:
+        return experiment
+    hints = typing.get_type_hints(ExperimentConfig)
+    changes = {}
+    for entry in entries:
+        key, equals, text = (part.strip() for part in entry.partition("="))
+        if not equals or key not in hints or key in ("presets", "agents", "smoke"):
+            settable = [name for name in hints if name not in ("presets", "agents", "smoke")]
+            raise ConfigError(f"--set {entry!r}: give KEY=VALUE with KEY one of {', '.join(settable)}")
+        try:
+            value = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            value = text
+        changes[key] = _convert(hints[key], value, f"--set {key}")
+    experiment = replace(experiment, **changes)
+    check_experiment(experiment, f"{file} with --set")
+    return experiment
+
+
+def atomic_write(path: Path, text: str) -> None:
+    """Write via a temporary file and a rename, so a crash never leaves half a file."""
+    temporary = path.with_name(f".{path.name}.tmp")
+    with open(temporary, "w") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+
+
+def _plain(value: Any) -> Any:
+    """``value`` as JSON gives it back (tuples as lists), so that comparisons with a
+    config.json read from disk are exact."""
+    return json.loads(json.dumps(value, default=str))
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, indent=2, default=str) + "\n"
+
+
+def _print(text: str, quiet: bool) -> None:
+    if not quiet:
+        print(text, flush=True)

@@ -1,0 +1,261 @@
+"""``shopgym compare``: experiment files, the grid, resumption, the lock, SIGKILL."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from shopgym.experiments import compare as compare_module
+from shopgym.experiments.compare import CompareConfig, compare, directory_lock
+from shopgym.experiments.experiment import expand_runs, load_experiment
+from shopgym.simulator.errors import ConfigError
+
+from .helpers import run_cli
+
+# A grid that runs in seconds: two agents (one that trains, with a learning curve) x
+# two seeds on the small synthetic World, and the planning oracle for the regret.
+TINY = """
+name = "tiny"
+description = "A test grid."
+seeds = 2
+episodes = 12
+train_slates = 120
+num_envs = 4
+curve_points = 2
+curve_episodes = 8
+
+[[presets]]
+env = "shopgym/SyntheticShopper-v0"
+label = "synthetic"
+
+[[agents]]
+name = "popularity"
+
+[[agents]]
+name = "ppo"
+options = { n_steps = 8 }
+
+[[agents]]
+name = "planning-oracle"
+"""
+# The files that must come out byte for byte the same however the grid was run.
+DETERMINISTIC = ("records.csv", "curve.csv", "items.csv")
+TABLES = ("episodes.csv", "curves.csv", "items.csv", "scores.csv", "summary.csv", "improvement.csv")
+
+
+def _file(tmp_path: Path, text: str = TINY, name: str = "tiny.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def _outputs(out: Path) -> dict[str, bytes]:
+    files = {name: (out / name).read_bytes() for name in TABLES}
+    for folder in sorted((out / "runs").iterdir()):
+        for name in DETERMINISTIC:
+            if (folder / name).is_file():
+                files[f"{folder.name}/{name}"] = (folder / name).read_bytes()
+    return files
+
+
+@pytest.fixture(scope="module")
+def tiny_compare(tmp_path_factory) -> Path:
+    """An uninterrupted comparison of the tiny grid, with its report. Read-only."""
+    root = tmp_path_factory.mktemp("compare")
+    return compare(CompareConfig(file=_file(root), out=root / "out", quiet=True))
+
+
+def test_experiment_file_expands_into_runs(tmp_path):
+    text = TINY.replace('label = "synthetic"', 'label = "synthetic"\nsweep = { slate_size = [2, 3] }')
+    config = load_experiment(_file(tmp_path, text))
+    runs = expand_runs(config)
+    assert len(runs) == 2 * 3 * 2
+    assert runs[0].name == "synthetic[slate_size=2]__popularity__seed0"
+    assert {run.run.env_options["slate_size"] for run in runs} == {2, 3}
+    assert {run.run.agent_options.get("n_steps") for run in runs if run.agent == "ppo"} == {8}
+    smoke = load_experiment(_file(tmp_path, text + "\n[smoke]\nseeds = 1\nagents = ['ppo']\n"), smoke=True)
+    assert [run.name for run in expand_runs(smoke)] == [
+        "synthetic[slate_size=2]__ppo__seed0",
+        "synthetic[slate_size=3]__ppo__seed0",
+    ]
+    assert all(run.run.train_slates == smoke.smoke.train_slates for run in expand_runs(smoke))
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (("seeds = 2", "seeds = 2\nsede = 3"), "unknown key(s) ['sede']"),
+        (("seeds = 2", 'seeds = "two"'), "seeds: expected"),
+        (("seeds = 2", "seeds = [1, 10000]"), "[0, 10000)"),
+        (('name = "popularity"', 'name = "populrity"'), "unknown agent 'populrity'"),
+        (("options = { n_steps = 8 }", "options = { n_stepz = 8 }"), "does not take 'n_stepz'"),
+        (("options = { n_steps = 8 }", "options = { n_steps = 'x' }"), "takes an int"),
+        (
+            ('label = "synthetic"', "options = { slate_sise = 3 }"),
+            "['slate_sise'] are not environment options",
+        ),
+        (('label = "synthetic"', "options = { slate_size = 0 }"), "rejects these options"),
+        (('env = "shopgym/SyntheticShopper-v0"', 'env = "shopgym/Nope-v0"'), "unknown environment"),
+        (('name = "planning-oracle"', 'name = "ppo"'), "agent labels ['ppo'] are used twice"),
+    ],
+)
+def test_bad_experiment_files_name_the_key(tmp_path, change, message):
+    path = _file(tmp_path, TINY.replace(*change))
+    with pytest.raises(ConfigError) as error:
+        load_experiment(path)
+    assert message in str(error.value)
+    assert str(path) in str(error.value)
+
+
+def test_compare_writes_the_experiment_directory(tiny_compare):
+    out = tiny_compare
+    experiment = json.loads((out / "experiment.json").read_text())
+    assert experiment["seeds"] == [0, 1]
+    assert experiment["code"]["source"]
+    assert [agent["label"] for agent in experiment["agents"]] == ["popularity", "ppo", "planning-oracle"]
+    world = json.loads((out / "world.json").read_text())["synthetic"]
+    assert (Path(world["folder"]) / "card.json").is_file()  # the synthetic World, saved once
+    runs = sorted(path.name for path in (out / "runs").iterdir())
+    assert len(runs) == 6 and not [name for name in runs if name.startswith(".")]
+    ppo = out / "runs" / "synthetic__ppo__seed1"
+    config = json.loads((ppo / "config.json").read_text())
+    assert config["run"]["seed"] == 1 and config["world_hash"] == world["hash"]
+    assert config["code"] == experiment["code"]
+    assert {"records.csv", "curve.csv", "items.csv", "meta.json", "log.txt"} <= {
+        p.name for p in ppo.iterdir()
+    }
+    assert not (out / "runs" / "synthetic__popularity__seed0" / "curve.csv").exists()
+    summary = (out / "summary.csv").read_text()
+    assert "return_iqm_low" in summary and "regret" in summary
+    assert (out / "report.html").is_file() and (out / "report.md").is_file()
+    assert list((out / "figures").glob("*.svg")) and list((out / "figures").glob("*.png"))
+
+
+def test_a_rerun_skips_finished_runs_and_refuses_a_changed_grid(tiny_compare, tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    subprocess.run(["cp", "-r", str(tiny_compare), str(out)], check=True)
+    before = _outputs(out)
+
+    def fail(*args, **kwargs):
+        raise AssertionError("a finished run was run again")
+
+    monkeypatch.setattr(compare_module, "execute_task", fail)
+    compare(CompareConfig(file=_file(tmp_path), out=out, quiet=True, report=False))
+    assert _outputs(out) == before
+    history = json.loads((out / "experiment.json").read_text())["history"]
+    assert len(history) == 1  # the first invocation, kept
+
+    changed = _file(tmp_path, TINY.replace("episodes = 12", "episodes = 16"), "changed.toml")
+    with pytest.raises(ConfigError, match="ran run"):
+        compare(CompareConfig(file=changed, out=out, quiet=True))
+    other_code = {**compare_module.code_version(), "source": "0123456789abcdef"}
+    monkeypatch.setattr(compare_module, "code_version", lambda: other_code)
+    with pytest.raises(ConfigError, match="made by other code"):
+        compare(CompareConfig(file=_file(tmp_path), out=out, quiet=True))
+
+
+def test_a_second_comparison_on_the_same_directory_is_refused(tmp_path):
+    out = tmp_path / "out"
+    (out / "runs").mkdir(parents=True)
+    with (
+        directory_lock(out),
+        pytest.raises(ConfigError, match=f"in use by another shopgym compare \\(pid {os.getpid()}"),
+    ):
+        compare(CompareConfig(file=_file(tmp_path), out=out, quiet=True))
+
+
+def test_cli_compare_reports_errors_without_a_traceback(tmp_path, capsys):
+    assert run_cli(["compare", str(tmp_path / "missing.toml")]) == 2
+    assert "no such experiment file" in capsys.readouterr().err
+    assert run_cli(["compare", str(_file(tmp_path)), "--set", "sedes=3"]) == 2
+    assert "KEY one of" in capsys.readouterr().err
+
+
+def _start(file: Path, out: Path, workers: int) -> subprocess.Popen:
+    command = [sys.executable, "-m", "shopgym.experiments.cli", "compare", str(file), "--out", str(out)]
+    return subprocess.Popen(
+        [*command, "--workers", str(workers), "--quiet"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+
+
+def _finished_runs(out: Path) -> int:
+    runs = out / "runs"
+    return sum(1 for path in runs.iterdir() if not path.name.startswith(".")) if runs.is_dir() else 0
+
+
+def _kill_when(process: subprocess.Popen, ready, timeout: float = 120) -> bool:
+    """SIGKILL ``process`` once ``ready()``; False if it ended first."""
+    deadline = time.monotonic() + timeout
+    while process.poll() is None:
+        if ready():
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+            return True
+        assert time.monotonic() < deadline, "the comparison did not get there in time"
+        time.sleep(0.05)
+    return False
+
+
+def test_sigkill_at_several_moments_loses_and_duplicates_nothing(tiny_compare, tmp_path):
+    """Kill the comparison (with two worker processes) before any run has finished,
+    after the first, after most; rerun it to the end each time: the records are byte
+    for byte those of the uninterrupted run."""
+    file, out = _file(tmp_path), tmp_path / "killed"
+    started = time.monotonic()
+    moments = [
+        lambda: time.monotonic() - started > 1.0 and _finished_runs(out) == 0,
+        lambda: _finished_runs(out) >= 1,
+        lambda: _finished_runs(out) >= 4,
+    ]
+    killed = 0
+    for ready in moments:
+        process = _start(file, out, workers=2)
+        killed += _kill_when(process, ready)
+        assert process.returncode in (0, -signal.SIGKILL), process.stderr.read().decode()
+    assert killed >= 2  # at least two of the moments were reached before the grid finished
+    process = _start(file, out, workers=1)
+    assert process.wait(timeout=300) == 0, process.stderr.read().decode()
+    assert _outputs(out) == _outputs(tiny_compare)
+    assert not [path for path in (out / "runs").iterdir() if path.name.startswith(".")]
+
+
+def test_workers_return_the_records_of_the_main_process(tiny_compare, tmp_path):
+    tasks = compare_module.Task
+    runs = expand_runs(load_experiment(_file(tmp_path)))
+    spec = next(run for run in runs if run.agent == "ppo" and run.run.seed == 1)
+    world = json.loads((tiny_compare / "world.json").read_text())["synthetic"]
+    task = tasks(spec.name, compare_module.asdict(spec.run), world["folder"], world["hash"])
+    results = dict(compare_module._local_executor(2)([task, replace(task, name="again")], "cpu", 1))
+    recorded = (tiny_compare / "runs" / spec.name / "records.csv").read_bytes()
+    assert [files["records.csv"].encode() for files in results.values()] == [recorded, recorded]
+
+
+def test_ray_runs_the_grid_to_the_same_records(tiny_compare, tmp_path):
+    """The tiny grid as Ray tasks on a local Ray instance started here."""
+    ray = pytest.importorskip("ray", reason="Ray is in the ray and dev extras: pip install -e '.[dev]'")
+    ray.init(num_cpus=2, include_dashboard=False, configure_logging=False, log_to_driver=False)
+    try:
+        out = compare(CompareConfig(file=_file(tmp_path), out=tmp_path / "ray", backend="ray", workers=2, quiet=True))
+    finally:
+        ray.shutdown()
+    assert _outputs(out) == _outputs(tiny_compare)
+    hosts = {json.loads((path / "meta.json").read_text())["host"] for path in (out / "runs").iterdir()}
+    assert hosts  # every run recorded where it ran
+
+
+def test_an_option_the_agent_rejects_stops_the_comparison_before_any_run(tmp_path):
+    file = _file(tmp_path, TINY.replace("n_steps = 8", "n_steps = 0"))
+    with pytest.raises(ConfigError, match="agent ppo on synthetic rejects its options"):
+        compare(CompareConfig(file=file, out=tmp_path / "out", quiet=True))
+    assert not list((tmp_path / "out" / "runs").iterdir())
