@@ -13,6 +13,8 @@ import tyro
 
 from shopgym.experiments.benchmark import BenchmarkConfig, run_benchmark
 from shopgym.experiments.compare import CompareConfig, compare
+from shopgym.experiments.plots import PlotConfig, plot_command
+from shopgym.experiments.report import ReportConfig, report_command
 from shopgym.experiments.fit_benchmark import FitBenchmarkConfig, run_fit_benchmark
 from shopgym.experiments.fit_world import FitWorldConfig, fit_world
 from shopgym.experiments.runner import RunConfig, agent_hyperparameters, run_experiment
@@ -87,6 +89,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     handlers = {
         RunConfig: run_experiment,
         CompareConfig: compare,
+        PlotConfig: plot_command,
+        ReportConfig: report_command,
         FitWorldConfig: fit_world,
         BenchmarkConfig: run_benchmark,
         FitBenchmarkConfig: run_fit_benchmark,
@@ -99,6 +103,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             {
                 "run": RunConfig,
                 "compare": CompareConfig,
+                "plot": PlotConfig,
+                "report": ReportConfig,
                 "fit": FitWorldConfig,
                 "agents": ListAgents,
                 "envs": ListEnvs,

@@ -96,6 +96,9 @@ class CompareConfig:
     """No progress bars (for CI); results are still printed."""
     report: bool = True
     """Write figures and report.md / report.html at the end."""
+    tensorboard: bool = False
+    """Also write TensorBoard logs (OUT/tensorboard): learning curves and final metrics per run
+    (pip install tensorboard)."""
 
 
 def compare(config: CompareConfig) -> Path:
@@ -142,6 +145,8 @@ def _compare(config: CompareConfig, experiment: ExperimentConfig, out: Path) -> 
         bar.set_postfix_str(name)
     bar.close()
     aggregate(out, runs, quiet=config.quiet, report=config.report)
+    if config.tensorboard:
+        write_tensorboard(out)
     return out
 
 
@@ -214,7 +219,9 @@ def _write_experiment(
                 "label": agent.label,
                 "name": agent.name,
                 "options": agent.options,
-                "train_slates": agent.train_slates or experiment.train_slates,
+                "train_slates": (agent.train_slates or experiment.train_slates)
+                if AGENTS[agent.name].trains_before_evaluation
+                else None,
             }
             for agent in expand_agents(experiment.agents)
         ],
@@ -491,7 +498,37 @@ def aggregate(out: Path, runs: list[RunSpec], quiet: bool = False, report: bool 
         plot_experiment(out)
         write_report(out)
     _print(_format_summary(summary, metrics), quiet=False)
-    _print(f"\nresults in {out} (report.html, summary.csv, figures/)", quiet=False)
+    where = "report.html, summary.csv, figures/" if report else "summary.csv, scores.csv"
+    _print(f"\nresults in {out} ({where})", quiet=False)
+
+
+def write_tensorboard(out: Path) -> Path:
+    """TensorBoard logs of an experiment directory, one log per run
+    (``tensorboard/<preset>/<agent>/seed<s>``): ``held_out/return`` against training
+    slates from the learning curve, and each metric of scores.csv as ``final/<metric>``.
+    Rewritten from the records each time, like the tables."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError as exc:
+        raise ConfigError("--tensorboard needs TensorBoard: pip install tensorboard") from exc
+    folder = out / "tensorboard"
+    shutil.rmtree(folder, ignore_errors=True)
+    scores = pd.read_csv(out / "scores.csv")
+    curves = pd.read_csv(out / "curves.csv") if (out / "curves.csv").is_file() else None
+    experiment = json.loads((out / "experiment.json").read_text())
+    budgets = {agent["label"]: agent["train_slates"] for agent in experiment["agents"]}
+    metrics = [column for column in scores.columns if column not in ("preset", "agent", "seed", "episodes")]
+    for _, row in scores.iterrows():
+        writer = SummaryWriter(str(folder / str(row["preset"]) / str(row["agent"]) / f"seed{row['seed']}"))
+        if curves is not None:
+            mine = curves[(curves["preset"] == row["preset"]) & (curves["agent"] == row["agent"])]
+            for _, point in mine[mine["seed"] == row["seed"]].iterrows():
+                writer.add_scalar("held_out/return", point["return"], int(point["steps"]))
+        for metric in metrics:
+            if pd.notna(row[metric]):
+                writer.add_scalar(f"final/{metric}", row[metric], int(budgets.get(row["agent"], 0)))
+        writer.close()
+    return folder
 
 
 def _format_summary(summary: pd.DataFrame, metrics: list[str]) -> str:

@@ -171,7 +171,9 @@ class RunConfig:
                 value = ast.literal_eval(text)
             except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
                 value = text
-            options[name][parameter] = checked_agent_option(f"--agent-options {entry!r}", name, parameter, value)
+            options[name][parameter] = checked_agent_option(
+                f"--agent-options {entry!r}", name, parameter, value
+            )
         return options
 
     def agent_kwargs(self, name: str) -> dict[str, Any]:
@@ -218,9 +220,7 @@ def checked_agent_option(entry: str, name: str, parameter: str, value: Any) -> A
     agent_class = AGENTS[name]
     if parameter == "train_slates":
         if not agent_class.trains_before_evaluation:
-            raise ConfigError(
-                f"{entry}: {name} does not train before evaluation (it has no train_slates)"
-            )
+            raise ConfigError(f"{entry}: {name} does not train before evaluation (it has no train_slates)")
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ConfigError(f"{entry}: train_slates must be an int >= 1, got {value!r}")
         return value
@@ -231,9 +231,7 @@ def checked_agent_option(entry: str, name: str, parameter: str, value: Any) -> A
         names = [*accepted, *(["train_slates"] if agent_class.trains_before_evaluation else [])]
         takes = ", ".join(names) if names else "no hyperparameters"
         set_by_runner = " (the runner sets it: --seeds, --device)" if parameter in _RUNNER_ARGUMENTS else ""
-        raise ConfigError(
-            f"{entry}: {name} does not take {parameter!r}{set_by_runner}; it takes {takes}"
-        )
+        raise ConfigError(f"{entry}: {name} does not take {parameter!r}{set_by_runner}; it takes {takes}")
     default = accepted[parameter].default
     if default is inspect.Parameter.empty or default is None:
         return value
@@ -254,9 +252,7 @@ def checked_agent_option(entry: str, name: str, parameter: str, value: Any) -> A
     else:
         ok, kind = True, ""
     if not ok:
-        raise ConfigError(
-            f"{entry}: {name}.{parameter} takes {kind} (default {default!r}), got {value!r}"
-        )
+        raise ConfigError(f"{entry}: {name}.{parameter} takes {kind} (default {default!r}), got {value!r}")
     return value
 
 

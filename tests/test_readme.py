@@ -19,5 +19,5 @@ def test_ci_runs_the_readme_test_command_verbatim():
 
 def test_readme_main_command_installs_and_runs_shopgym():
     run_command = _commands((ROOT / "README.md").read_text())[0]
-    assert run_command.endswith("&& shopgym run")
+    assert run_command.endswith("&& shopgym compare default")
     assert "pip install -e ." in run_command

@@ -11,6 +11,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from shopgym.experiments import compare as compare_module
@@ -180,13 +181,15 @@ def test_cli_compare_reports_errors_without_a_traceback(tmp_path, capsys):
 
 
 def _start(file: Path, out: Path, workers: int) -> subprocess.Popen:
+    """The comparison as a user starts it; what it prints to stderr goes to ``out``'s sibling log."""
     command = [sys.executable, "-m", "shopgym.experiments.cli", "compare", str(file), "--out", str(out)]
-    return subprocess.Popen(
-        [*command, "--workers", str(workers), "--quiet"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
-    )
+    with open(out.with_name("stderr.txt"), "ab") as log:
+        return subprocess.Popen(
+            [*command, "--workers", str(workers), "--quiet"],
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+            env={**os.environ, "OMP_NUM_THREADS": "1"},
+        )
 
 
 def _finished_runs(out: Path) -> int:
@@ -222,10 +225,10 @@ def test_sigkill_at_several_moments_loses_and_duplicates_nothing(tiny_compare, t
     for ready in moments:
         process = _start(file, out, workers=2)
         killed += _kill_when(process, ready)
-        assert process.returncode in (0, -signal.SIGKILL), process.stderr.read().decode()
+        assert process.returncode in (0, -signal.SIGKILL), (tmp_path / "stderr.txt").read_text()
     assert killed >= 2  # at least two of the moments were reached before the grid finished
     process = _start(file, out, workers=1)
-    assert process.wait(timeout=300) == 0, process.stderr.read().decode()
+    assert process.wait(timeout=300) == 0, (tmp_path / "stderr.txt").read_text()
     assert _outputs(out) == _outputs(tiny_compare)
     assert not [path for path in (out / "runs").iterdir() if path.name.startswith(".")]
 
@@ -246,7 +249,9 @@ def test_ray_runs_the_grid_to_the_same_records(tiny_compare, tmp_path):
     ray = pytest.importorskip("ray", reason="Ray is in the ray and dev extras: pip install -e '.[dev]'")
     ray.init(num_cpus=2, include_dashboard=False, configure_logging=False, log_to_driver=False)
     try:
-        out = compare(CompareConfig(file=_file(tmp_path), out=tmp_path / "ray", backend="ray", workers=2, quiet=True))
+        out = compare(
+            CompareConfig(file=_file(tmp_path), out=tmp_path / "ray", backend="ray", workers=2, quiet=True)
+        )
     finally:
         ray.shutdown()
     assert _outputs(out) == _outputs(tiny_compare)
@@ -259,3 +264,18 @@ def test_an_option_the_agent_rejects_stops_the_comparison_before_any_run(tmp_pat
     with pytest.raises(ConfigError, match="agent ppo on synthetic rejects its options"):
         compare(CompareConfig(file=file, out=tmp_path / "out", quiet=True))
     assert not list((tmp_path / "out" / "runs").iterdir())
+
+
+def test_tensorboard_logs_hold_the_learning_curves_and_final_metrics(tiny_compare, tmp_path):
+    accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
+    out = tmp_path / "out"
+    subprocess.run(["cp", "-r", str(tiny_compare), str(out)], check=True)
+    compare_module.write_tensorboard(out)
+    events = accumulator.EventAccumulator(str(out / "tensorboard" / "synthetic" / "ppo" / "seed1"))
+    events.Reload()
+    curve = [(point.step, point.value) for point in events.Scalars("held_out/return")]
+    expected = pd.read_csv(out / "runs" / "synthetic__ppo__seed1" / "curve.csv")
+    assert curve == [
+        (int(s), pytest.approx(r)) for s, r in zip(expected["steps"], expected["return"], strict=True)
+    ]
+    assert "final/regret" in events.Tags()["scalars"]

@@ -1,14 +1,35 @@
-"""Reward curves with confidence bands, from per-episode records alone."""
+"""Figures: reward and learning curves, final scores, per-position CTR, whole directories redrawn."""
 
 from __future__ import annotations
 
+import shutil
 import warnings
+from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+import tyro
+from matplotlib.colors import to_hex
+from matplotlib.figure import Figure
 
-from shopgym.experiments.plots import plot_reward_curves, reward_curves
+from shopgym.experiments.plots import (
+    PlotConfig,
+    agent_colours,
+    agent_line_styles,
+    draw_experiment,
+    learning_curves,
+    plot_command,
+    plot_experiment,
+    plot_reward_curves,
+    reward_curves,
+)
+from shopgym.experiments.runner import RunConfig
+from shopgym.experiments.stats import mean_interval
+from shopgym.simulator.errors import ConfigError, DataError
+
+from .fake_experiment import AGENTS, PRESETS, write_fake_experiment
 
 
 def _records(agents=("random", "oracle"), seeds=3, rounds=50, num_envs=4) -> pd.DataFrame:
@@ -81,9 +102,135 @@ def test_importing_the_plots_leaves_the_matplotlib_backend_alone():
 
     code = (
         "import matplotlib; matplotlib.use('svg'); "
-        "import shopgym.experiments.plots, shopgym.experiments.runner; print(matplotlib.get_backend())"
+        "import shopgym.experiments.plots, shopgym.experiments.report, shopgym.experiments.runner; "
+        "print(matplotlib.get_backend())"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
     )
     assert result.stdout.strip() == "svg"
+
+
+# Whole directories: figures of an experiment (tests/experiments/fake_experiment.py) and of a run.
+
+
+@pytest.fixture(scope="module")
+def experiment(tmp_path_factory) -> Path:
+    """A fake experiment directory, its figures drawn once (read-only)."""
+    out = write_fake_experiment(tmp_path_factory.mktemp("plots") / "experiment")
+    plot_experiment(out)
+    return out
+
+
+def _agent_line_colours(figure: Figure, labels: Sequence[str]) -> dict[str, set[str]]:
+    """Agent label -> the colours of the lines drawn for it (legend entries left out)."""
+    found: dict[str, set[str]] = {}
+    for axis in figure.axes:
+        for line in axis.get_lines():
+            if line.get_label() in labels:
+                found.setdefault(line.get_label(), set()).add(to_hex(line.get_color()))
+    return found
+
+
+def test_agent_colours_follow_the_experiment_order():
+    labels = [f"agent{i}" for i in range(23)]
+    colours = agent_colours(labels)
+    assert list(colours) == labels
+    assert len(set(list(colours.values())[:20])) == 20  # 20 distinct colours first
+    assert colours == agent_colours(labels)
+    assert agent_colours(["b", "a"]) == {"b": colours["agent0"], "a": colours["agent1"]}
+    # Past 20 agents the colours repeat, with another line style: no two agents look alike.
+    styles = agent_line_styles(labels)
+    looks = {(colours[label], styles[label]) for label in labels}
+    assert len(looks) == len(labels)
+    assert styles["agent0"] == "-" and styles["agent20"] != "-"
+
+
+def test_plot_experiment_writes_every_figure_as_png_and_svg(experiment):
+    folder = experiment / "figures"
+    stems = {"learning_curves", "final_scores", "reward_curves", "position_ctr"}
+    assert {path.name for path in folder.iterdir()} == {f"{s}.{x}" for s in stems for x in ("png", "svg")}
+    for stem in stems:
+        assert (folder / f"{stem}.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+        svg = (folder / f"{stem}.svg").read_text()
+        assert "<svg" in svg and svg.rstrip().endswith("</svg>")
+    # The returned paths are the files, PNG and SVG side by side.
+    written = plot_experiment(experiment)
+    assert sorted(written) == sorted(folder.iterdir())
+
+
+def test_each_agent_has_one_colour_in_every_figure(experiment):
+    figures = draw_experiment(experiment)
+    assert set(figures) == {"learning_curves", "final_scores", "reward_curves", "position_ctr"}
+    colours = agent_colours(AGENTS)
+    for name, figure in figures.items():
+        found = _agent_line_colours(figure, AGENTS)
+        # Learning curves: only the agent that trains with curve points (ppo); the others: all.
+        expected = ("ppo",) if name == "learning_curves" else AGENTS
+        assert set(found) == set(expected), name
+        for label, seen in found.items():
+            assert seen == {colours[label]}, (name, label)
+        if name != "final_scores":  # one panel per preset
+            assert len([axis for axis in figure.axes if axis.get_visible()]) == len(PRESETS)
+    # The SVG files carry the same colours: ppo's blue is in all of them.
+    for path in (experiment / "figures").glob("*.svg"):
+        assert colours["ppo"] in path.read_text(), path.name
+
+
+def test_learning_curve_points_pool_the_seeds_nth_points():
+    # A logging agent's log can be a few slates longer in one seed: still one point of 3 seeds.
+    curves = pd.DataFrame(
+        {
+            "agent": ["bpr-mf"] * 3 + ["ppo"] * 6,
+            "seed": [0, 1, 2, 0, 0, 1, 1, 2, 2],
+            "steps": [200, 203, 201, 100, 200, 100, 200, 100, 200],
+            "return": [1.0, 2.0, 3.0, 0.5, 1.5, 0.7, 1.7, 0.6, 1.6],
+        }
+    )
+    summary = learning_curves(curves)
+    assert list(summary.columns) == ["agent", "steps", "mean", "low", "high", "seeds"]
+    bpr = summary[summary["agent"] == "bpr-mf"].iloc[0]
+    assert bpr["seeds"] == 3 and bpr["steps"] == pytest.approx(201.33, abs=0.01)
+    assert (bpr["mean"], bpr["low"], bpr["high"]) == pytest.approx((2.0, *mean_interval(np.array([1, 2, 3]))))
+    ppo = summary[summary["agent"] == "ppo"]
+    assert ppo["steps"].tolist() == [100, 200] and ppo["seeds"].tolist() == [3, 3]
+    assert ppo["mean"].tolist() == pytest.approx([0.6, 1.6])
+
+
+def test_one_seed_draws_no_band():
+    low, high = reward_curves(_records(seeds=1, rounds=3)).iloc[0][["low", "high"]]
+    assert np.isnan(low) and np.isnan(high)
+
+
+def test_redraw_of_a_shopgym_run_directory(tiny_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    before = {path.name for path in run.iterdir()}
+    written = plot_experiment(run)
+    stems = {path.stem for path in written}
+    # No presets, the older summary (no IQM), curves for the agents that train first.
+    assert {"learning_curves", "final_scores", "reward_curves"} <= stems
+    assert {path.name for path in written} == {f"{s}.{x}" for s in stems for x in ("png", "svg")}
+    assert all(path.parent == run / "figures" and path.stat().st_size > 1000 for path in written)
+    assert {path.name for path in run.iterdir()} == before | {"figures"}  # the run's own files stay
+    figures = draw_experiment(run)
+    agents = RunConfig.agents.split(",")
+    colours = agent_colours(agents)
+    for figure in figures.values():
+        for label, seen in _agent_line_colours(figure, agents).items():
+            assert seen == {colours[label]}
+
+
+def test_plot_command_parses_the_directory_as_a_positional_argument(experiment, capsys):
+    config = tyro.cli(PlotConfig, args=[str(experiment)])
+    assert config == PlotConfig(run_dir=experiment)
+    written = plot_command(config)
+    assert len(written) == 8
+    assert "wrote" in capsys.readouterr().out
+
+
+def test_plot_experiment_names_what_is_missing(tmp_path):
+    with pytest.raises(ConfigError, match="not a directory"):
+        plot_experiment(tmp_path / "absent")
+    with pytest.raises(DataError, match=r"neither episodes\.csv nor summary\.csv"):
+        plot_experiment(tmp_path)
