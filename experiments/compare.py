@@ -526,7 +526,7 @@ def write_tensorboard(out: Path) -> Path:
                 writer.add_scalar("held_out/return", point["return"], int(point["steps"]))
         for metric in metrics:
             if pd.notna(row[metric]):
-                writer.add_scalar(f"final/{metric}", row[metric], int(budgets.get(row["agent"], 0)))
+                writer.add_scalar(f"final/{metric}", row[metric], int(budgets.get(row["agent"]) or 0))
         writer.close()
     return folder
 

@@ -446,7 +446,7 @@ def plot_experiment(run_dir: str | Path) -> list[Path]:
 class PlotConfig:
     """Redraw the figures of a run or experiment directory from its CSV files (into RUN_DIR/figures)."""
 
-    run_dir: Annotated[Path, tyro.conf.Positional]
+    run_dir: Annotated[Path, tyro.conf.Positional, tyro.conf.arg(metavar="RUN_DIR")]
     """The directory that shopgym compare or shopgym run wrote."""
 
 
@@ -497,6 +497,8 @@ def _band_figure(
                 linestyle=styles[agent],
             )
             axis.fill_between(curve[x], curve["low"], curve["high"], alpha=_BAND_ALPHA, color=colours[agent])
+            if len(curve) == 1:  # a band over one x has no width: show the interval as a bar
+                axis.vlines(curve[x], curve["low"], curve["high"], color=colours[agent], linewidth=1.5)
             handles.setdefault(agent, line)
         axis.set_xlabel(xlabel, fontsize=8)
         axis.set_ylabel(ylabel, fontsize=8)

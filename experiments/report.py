@@ -107,7 +107,7 @@ Block = Heading | Text | Items | Table | Picture | Collapsed
 class ReportConfig:
     """Write report.md and report.html (self-contained) of a run or experiment directory."""
 
-    run_dir: Annotated[Path, tyro.conf.Positional]
+    run_dir: Annotated[Path, tyro.conf.Positional, tyro.conf.arg(metavar="RUN_DIR")]
     """The directory that shopgym compare or shopgym run wrote."""
 
 
