@@ -103,14 +103,26 @@ def evaluate_detailed(agent: Agent, env: Any, episodes: int, seed: int) -> Evalu
 
 
 class _SlateDetails:
-    """The per-step detail measures of a shopper simulator's env, as tensors on its device.
+    """The detail columns and item counts of a shopper simulator's env, accumulated in
+    tensors on its device.
 
-    Few, batched tensor operations per step: on a CPU at small B each costs about as much
-    as the arithmetic, and the one true-utility call over all N candidates (a forward
-    pass of the World's model) is most of the overhead already.
+    Each step keeps what the metrics need of the state the agent chose from (its
+    shoppers, candidates and their utility terms of the shopper's state; see
+    :meth:`before_step`), and once the pending steps hold :data:`FLUSH_PAIRS` (shopper,
+    candidate) pairs, one batched pass computes their metrics. The World model's
+    utilities of all N candidates are most of the cost: on a CPU one forward pass over
+    F x (B, N) pairs costs less than F passes over (B, N) while the batch stays small
+    (at B = 50, N = 20: about 0.6x at F = 8 on 2 cores; past a few thousand pairs the
+    activations leave the cache and it costs more again).
+
+    Args:
+        env: a :class:`TorchVectorEnv` of a :class:`ShopperSimulator`.
+        rounds: the most episodes a sub-environment records (the records' second axis).
     """
 
-    def __init__(self, env: Any):
+    FLUSH_PAIRS = 4096
+
+    def __init__(self, env: Any, rounds: int):
         simulator = getattr(env, "simulator", None)
         if not isinstance(env, TorchVectorEnv) or not isinstance(simulator, ShopperSimulator):
             inner = type(simulator).__name__ if simulator is not None else type(env).__name__
@@ -122,59 +134,94 @@ class _SlateDetails:
         self.simulator = simulator
         world = simulator.world
         self.slate_size = k = env.slate_size
-        self.num_items = world.num_items
         device = simulator.device
         self.discount = 1.0 / torch.log2(torch.arange(k, device=device, dtype=torch.float32) + 2)  # (k,)
         categories = world.item_category.float()
         norms = categories.norm(dim=1, keepdim=True)
         weights = world.item_popularity.double() + 1
         novelty = (-torch.log2(weights / weights.sum())).float()
-        # One (M, C + 2) table, read with one lookup per step: the unit category vector
-        # (a zero row for an item with no category: similarity 0 to anything), the
-        # squared norm of that vector (1, or 0 without categories), the novelty.
+        # One (M, C + 2) table, read with one lookup: the unit category vector (a zero row
+        # for an item with no category: similarity 0 to anything), the squared norm of
+        # that vector (1, or 0 without categories), the novelty.
         self.item_table = torch.cat(
             (categories / norms.clamp(min=1e-12), (norms > 0).float(), novelty[:, None]), 1
         )
         # Pairs of distinct slate positions; the ILD of a one-item slate is NaN (no pairs).
         self.pairs = k * (k - 1) / 2 if k > 1 else math.nan
-        self.counts = torch.zeros((self.num_items, 2), dtype=torch.long, device=device)  # shown, clicked
+        self.counts = torch.zeros((world.num_items, 2), dtype=torch.long, device=device)  # shown, clicked
+        self.columns = [*DETAIL_COLUMNS, *position_columns(k)]
+        # (B, rounds, 4 + k) per-episode sums of the detail columns, written in place.
+        self.records = torch.zeros(
+            (simulator.num_shoppers, rounds, len(self.columns)), dtype=torch.float64, device=device
+        )
+        self.rows = torch.arange(simulator.num_shoppers, device=device)
+        self.pending: list[dict[str, torch.Tensor]] = []
 
-    def columns(self) -> list[str]:
-        return [*DETAIL_COLUMNS, *position_columns(self.slate_size)]
-
-    def before_step(self, slates: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, k) candidate indices about to be shown -> (B, k) catalogue items and (B, 3)
-        per-slate ``ndcg, ild, novelty``. Pure reads of the current state (no random draws):
-        call it before ``env.step``, which draws the next candidates."""
-        simulator, k = self.simulator, self.slate_size
-        slates = slates.to(simulator.device, torch.long)
+    def before_step(self, slates: torch.Tensor) -> dict[str, torch.Tensor]:
+        """What the metrics need of the state the (B, k) ``slates`` are shown in: call it
+        just before ``env.step``, which moves to the next shoppers and candidates. Pure
+        reads (no random draws, no state changed); no copies either, as the simulator's
+        parts replace their state tensors and never write into them."""
+        simulator = self.simulator
         candidates = simulator.candidates  # (B, N)
-        items = candidates.gather(1, slates)  # (B, k)
-        utility = simulator.utilities(candidates)  # (B, N)
-        gain = torch.exp(simulator.beta * (utility - utility.amax(1, keepdim=True)))
-        # DCG of the shown slate and of the ideal one in one product; the ideal is >= 1
-        # (the best candidate's gain is 1).
-        dcg = torch.stack((gain.gather(1, slates), gain.topk(k, dim=1).values), 1) @ self.discount  # (B, 2)
-        ndcg = dcg[:, 0] / dcg[:, 1]
-        summed = self.item_table[items].sum(1)  # (B, C + 2)
-        vectors = summed[:, :-2]
-        # Sum of the cosine similarities over ordered pairs i != j: |sum_i v_i|^2 - sum_i |v_i|^2.
-        similarity = (vectors * vectors).sum(1) - summed[:, -2]
-        ild = 1 - similarity / (2 * self.pairs)
-        novelty = summed[:, -1] / k
-        return items, torch.stack((ndcg, ild, novelty), 1)
+        # ShopperSimulator.utilities is the World's score plus each part's term; the terms
+        # depend on the state now, the World's score only on (shopper, item): it waits
+        # for the batched pass.
+        terms = torch.zeros(candidates.shape, device=simulator.device)
+        for part in simulator.parts:
+            term = part.utility(candidates)
+            if term is not None:
+                terms = terms + term
+        slates = slates.to(simulator.device, torch.long)
+        return {"shopper": simulator.shopper, "candidates": candidates, "terms": terms, "slates": slates}
 
     def after_step(
-        self, items: torch.Tensor, measures: torch.Tensor, step: TorchStep, recorded: torch.Tensor
-    ) -> torch.Tensor:
-        """Count the (B, k) ``items`` shown and clicked in the rows whose episode is
-        ``recorded`` (B,) bool -> (B, 4 + k) float64, this step's detail totals."""
-        clicks = step.clicks.long()  # (B, k); a cascade clicks at most one position, PBM several
-        gate = recorded[:, None].long()
-        counts = torch.stack((gate.expand_as(items), clicks * gate), 2)  # (B, k, 2)
-        self.counts.index_add_(0, items.flatten(), counts.flatten(0, 1))
-        revenue = step.info["revenue"].double()[:, None]
-        return torch.cat((revenue, measures.double(), clicks.double()), 1)
+        self, pending: dict[str, torch.Tensor], step: TorchStep, slot: torch.Tensor, recording: torch.Tensor
+    ) -> None:
+        """Keep this step's outcome with what :meth:`before_step` read: (B,) ``slot`` the
+        episode of each row, counted where (B,) bool ``recording``."""
+        pending |= {
+            "clicks": step.clicks,
+            "revenue": step.info["revenue"],
+            "slot": slot,
+            "recording": recording,
+        }
+        self.pending.append(pending)
+        if len(self.pending) * pending["candidates"].numel() >= self.FLUSH_PAIRS:
+            self.flush()
+
+    def flush(self) -> None:
+        """Add the metrics of the pending steps (F of them) to the records and counts."""
+        if not self.pending:
+            return
+        steps = {key: torch.stack([step[key] for step in self.pending]) for key in self.pending[0]}
+        self.pending = []
+        candidates, slates = steps["candidates"], steps["slates"]  # (F, B, N), (F, B, k)
+        num_steps = candidates.shape[0]
+        world = self.simulator.world.utilities(steps["shopper"].flatten(), candidates.flatten(0, 1))
+        utility = world.view(candidates.shape) + steps["terms"]  # (F, B, N)
+        gain = torch.exp(self.simulator.beta * (utility - utility.amax(2, keepdim=True)))
+        # DCG of the shown slate and of the ideal one (>= 1: the best gain is 1).
+        ranked = torch.stack((gain.gather(2, slates), gain.topk(self.slate_size, dim=2).values), 2)
+        dcg = ranked @ self.discount  # (F, B, 2)
+        ndcg = dcg[..., 0] / dcg[..., 1]
+        items = candidates.gather(2, slates)  # (F, B, k) catalogue items
+        summed = self.item_table[items].sum(2)  # (F, B, C + 2)
+        vectors = summed[..., :-2]
+        # Sum of the cosine similarities over ordered pairs i != j: |sum_i v_i|^2 - sum_i |v_i|^2.
+        similarity = (vectors * vectors).sum(2) - summed[..., -2]
+        ild = 1 - similarity / (2 * self.pairs)
+        novelty = summed[..., -1] / self.slate_size
+        clicks = steps["clicks"].long()  # (F, B, k); a cascade clicks at most one position, PBM several
+        recording = steps["recording"][..., None]  # (F, B, 1)
+        measures = torch.stack((steps["revenue"].double(), ndcg.double(), ild.double(), novelty.double()), 2)
+        values = torch.where(recording, torch.cat((measures, clicks.double()), 2), 0.0)  # (F, B, 4 + k)
+        counts = torch.stack((recording.long().expand_as(items), clicks * recording), 3)  # (F, B, k, 2)
+        self.counts.index_add_(0, items.flatten(), counts.flatten(0, 2))
+        # One step at a time: rows are distinct within a step, so a plain indexed add is
+        # exact and deterministic on every device (a scatter over steps would race on GPUs).
+        for index in range(num_steps):
+            self.records[self.rows, steps["slot"][index]] += values[index]
 
     def items_frame(self) -> pd.DataFrame:
         counts = self.counts.cpu().numpy()
@@ -190,15 +237,14 @@ def _run(agent: Agent, env: Any, episodes: int, seed: int, details: bool) -> Eva
     """The loop of :func:`evaluate` and :func:`evaluate_detailed`; ``items`` is an empty
     frame without ``details``."""
     env = as_torch_env(env, "evaluate")
-    detail = _SlateDetails(env) if details else None
-    columns = list(_TOTALS) + ([] if detail is None else detail.columns())
     num_envs, device = env.num_envs, env.device
     quota = torch.full((num_envs,), episodes // num_envs, device=device)
     quota[: episodes % num_envs] += 1
     rounds = int(quota.max())
+    detail = _SlateDetails(env, rounds) if details else None
     finished = torch.zeros(num_envs, dtype=torch.long, device=device)
-    totals = torch.zeros((num_envs, len(columns)), dtype=torch.float64, device=device)
-    records = torch.zeros((num_envs, rounds, len(columns)), dtype=torch.float64, device=device)
+    totals = torch.zeros((num_envs, len(_TOTALS)), dtype=torch.float64, device=device)
+    records = torch.zeros((num_envs, rounds, len(_TOTALS)), dtype=torch.float64, device=device)
     rows = torch.arange(num_envs, device=device)
     agent.attach(env)
     observation, _ = env.reset(seed=seed)
@@ -209,25 +255,22 @@ def _run(agent: Agent, env: Any, episodes: int, seed: int, details: bool) -> Eva
     while steps % check_every or bool((finished < quota).any()):
         steps += 1
         action = agent.act(observation)
-        if detail is not None:  # the truth of the candidates the agent chose from, before they change
-            items, measures = detail.before_step(action)
+        if detail is not None:  # the state the agent chose from, before the step changes it
+            pending = detail.before_step(action)
         step = env.step(action)
         if agent.learns_online:  # the latent info (true utilities, time budgets) for oracles only
             agent.observe(Transition(observation, action, step if agent.needs_oracle else step.observable()))
         outcome = (step.reward, step.clicks.sum(1), step.purchases.sum(1), torch.ones_like(step.reward))
-        recording = finished < quota  # (B,) the rows whose current episode will be recorded
-        increment = torch.stack(outcome, 1).double()
-        if detail is not None:
-            increment = torch.cat(
-                (increment, detail.after_step(items, measures, step, recording).double()), 1
-            )
-        totals += increment
+        totals += torch.stack(outcome, 1).double()
         done = step.done
         # Record the episodes that ended within their sub-environment's quota, in place
         # and without a host round trip: rows outside it write back what they held.
         slot = finished.clamp(max=rounds - 1)
+        recording = finished < quota  # (B,) the rows whose current episode is recorded
         write = (done & recording)[:, None]
         records[rows, slot] = torch.where(write, totals, records[rows, slot])
+        if detail is not None:
+            detail.after_step(pending, step, slot, recording)
         finished += done.long()
         totals = torch.where(done[:, None], 0.0, totals)
         observation = step.observation
@@ -235,16 +278,17 @@ def _run(agent: Agent, env: Any, episodes: int, seed: int, details: bool) -> Eva
     # Round-major order: round r of every sub-environment before round r + 1.
     values = records.transpose(0, 1)[kept.T].cpu().numpy()
     grid = np.argwhere(kept.T.cpu().numpy())  # (round, env_index) in the same order
-    frame = pd.DataFrame(values, columns=columns)
+    frame = pd.DataFrame(values, columns=list(_TOTALS))
     frame.insert(0, "env_index", grid[:, 1])
     frame.insert(0, "round", grid[:, 0])
     frame.insert(0, "episode", np.arange(len(frame)))
-    integers = ["episode", "round", "env_index", "clicks", "purchases", "length"]
+    integers = ("episode", "round", "env_index", "clicks", "purchases", "length")
+    frame = frame.astype(dict.fromkeys(integers, int))[list(RECORD_COLUMNS)]
     if detail is None:
-        frame = frame.astype(dict.fromkeys(integers, int))[list(RECORD_COLUMNS)]
         return Evaluation(frame, pd.DataFrame({name: pd.Series(dtype=int) for name in ITEM_COLUMNS}))
+    detail.flush()
+    extra = pd.DataFrame(detail.records.transpose(0, 1)[kept.T].cpu().numpy(), columns=detail.columns)
     for name in _SLATE_MEANS:  # sums over the slates -> means
-        frame[name] = frame[name] / frame["length"]
-    integers += position_columns(detail.slate_size)
-    frame = frame.astype(dict.fromkeys(integers, int))[list(RECORD_COLUMNS) + detail.columns()]
-    return Evaluation(frame, detail.items_frame())
+        extra[name] = extra[name] / frame["length"]
+    extra = extra.astype(dict.fromkeys(position_columns(detail.slate_size), int))
+    return Evaluation(pd.concat([frame, extra], axis=1), detail.items_frame())

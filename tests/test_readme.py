@@ -13,7 +13,7 @@ def test_ci_runs_the_readme_test_command_verbatim():
     readme = _commands((ROOT / "README.md").read_text())
     ci = _commands((ROOT / ".ci" / "run").read_text())
     assert len(readme) == 2, "README must give exactly two set-up commands (run, test)"
-    assert readme[1].endswith("&& pytest")
+    assert readme[1].endswith("&& pytest -n 2")  # two pytest-xdist workers on the 2 cores
     assert ci == [readme[1]]
 
 
