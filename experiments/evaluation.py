@@ -112,8 +112,8 @@ class _SlateDetails:
     candidate) pairs, one batched pass computes their metrics. The World model's
     utilities of all N candidates are most of the cost: on a CPU one forward pass over
     F x (B, N) pairs costs less than F passes over (B, N) while the batch stays small
-    (at B = 50, N = 20: about 0.6x at F = 8 on 2 cores; past a few thousand pairs the
-    activations leave the cache and it costs more again).
+    (at B = 50, N = 20 on 2 cores: about 0.65x per step at F = 4; past several thousand
+    pairs the activations leave the cache and it costs more again).
 
     Args:
         env: a :class:`TorchVectorEnv` of a :class:`ShopperSimulator`.

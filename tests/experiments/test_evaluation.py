@@ -20,6 +20,7 @@ from shopgym.experiments.evaluation import (
     ITEM_COLUMNS,
     RECORD_COLUMNS,
     Evaluation,
+    _SlateDetails,
     evaluate,
     evaluate_detailed,
     position_columns,
@@ -370,8 +371,19 @@ def _reference_details(log, world, beta, index):
     return pd.DataFrame(sessions)
 
 
-def test_detail_columns_match_the_definitions_step_by_step():
-    env = synthetic_env(4)
+@pytest.mark.parametrize(
+    ("env_id", "flush_pairs"),
+    [
+        ("shopgym/SyntheticShopper-v0", None),  # one pass at the end
+        ("shopgym/SyntheticShopper-v0", 1),  # a pass every step
+        ("shopgym/Shopper-v1", 100),  # utility terms of drift and boredom; a pass every 3 steps
+        ("shopgym/ShopperColdStart-v0", 100),  # the simulator's own World of new shoppers
+    ],
+)
+def test_detail_columns_match_the_definitions_step_by_step(env_id, flush_pairs, monkeypatch):
+    if flush_pairs is not None:
+        monkeypatch.setattr(_SlateDetails, "FLUSH_PAIRS", flush_pairs)
+    env = gym.make_vec(env_id, num_envs=4, shoppers="test", device="cpu")
     agent = LoggingAgent(env.single_observation_space, env.single_action_space)
     result = evaluate_detailed(agent, env, 14, seed=6)
     simulator = env.torch_env.simulator
