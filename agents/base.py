@@ -70,11 +70,17 @@ class Transition:
 
 
 Checkpoint = Callable[[int], None]
+"""The runner's callback at points of training, called with the slates shown so far.
+
+It may carry two attributes that :class:`CurvePoints` reads: ``points``, how many
+evenly spaced points it wants (0: none, it is only there for ``progress``), and
+``progress(steps)``, called at every update of training (a progress bar)."""
 
 
 class CurvePoints:
     """Calls ``checkpoint(steps)`` when training passes each of ``points`` evenly spaced
-    step counts up to ``budget`` (the last at the end of training).
+    step counts up to ``budget`` (the last at the end of training), and
+    ``checkpoint.progress(steps)`` at every update where the checkpoint has one.
 
     Args:
         budget: the training budget, in slates.
@@ -86,13 +92,16 @@ class CurvePoints:
     def __init__(self, budget: int, checkpoint: Checkpoint | None, points: int | None = None):
         if points is None:
             points = getattr(checkpoint, "points", 10)
-        self.checkpoint = checkpoint
+        self.checkpoint = checkpoint if points > 0 else None
+        self.progress = getattr(checkpoint, "progress", None)
         self.every = max(1, budget // max(1, points))
         self.next = self.every
         self.last = 0  # the steps of the last point taken
 
     def update(self, steps: int) -> None:
         """Training has shown ``steps`` slates so far."""
+        if self.progress is not None:
+            self.progress(steps)
         if self.checkpoint is not None and steps >= self.next:
             self.checkpoint(steps)
             self.last = steps
@@ -100,6 +109,8 @@ class CurvePoints:
 
     def finish(self, steps: int) -> None:
         """Training is over after ``steps`` slates (a final point, unless one was just taken)."""
+        if self.progress is not None:
+            self.progress(steps)
         if self.checkpoint is not None and steps > self.last:
             self.checkpoint(steps)
             self.last = steps
@@ -120,6 +131,14 @@ class Agent(ABC):
             :meth:`attach`); only the oracle upper bounds may set this.
         learns_online: ``observe`` updates the agent during evaluation.
         trains_before_evaluation: ``fit`` trains the agent on train shoppers first.
+
+    Attributes:
+        training_log: what ``fit`` recorded as it trained, one dict of floats per
+            logging point: ``steps`` (slates shown so far) or ``epoch`` (for agents
+            that train offline on a log), and the losses and statistics of training
+            there. It depends only on the seed (no wall times), so the runner keeps
+            it with the records and TensorBoard reads it. Empty for agents that do
+            not train.
     """
 
     name: ClassVar[str]
@@ -146,6 +165,7 @@ class Agent(ABC):
         self.seed = seed
         self.device = resolve_device(device)
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
+        self.training_log: list[dict[str, float]] = []
 
     def attach(self, env: Any) -> None:
         """Called with the environment the agent is about to act in, before its first

@@ -50,7 +50,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import time
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -461,8 +460,6 @@ class PPOAgent(Agent):
         self.return_stats = RunningMeanStd(self.device)
         self.steps_trained = 0
         self.updates = 0
-        # One dict of floats per update (losses, KL, training returns), for diagnostics.
-        self.training_log: list[dict[str, float]] = []
 
     # ------------------------------------------------------------------ acting
     def act(self, observation: Observation) -> torch.Tensor:
@@ -487,7 +484,7 @@ class PPOAgent(Agent):
         # and the undiscounted return of the running session (training curve).
         discounted = torch.zeros(rows, dtype=torch.float64, device=self.device)
         session_return = torch.zeros(rows, device=self.device)
-        steps, started = 0, time.perf_counter()
+        steps = 0
         while steps < budget:
             horizon = min(self.n_steps, -(-(budget - steps) // rows))
             if self.anneal_lr:
@@ -506,7 +503,6 @@ class PPOAgent(Agent):
                 steps=float(self.steps_trained),
                 episodes=ended,
                 training_return=total / ended if ended else float("nan"),
-                seconds=time.perf_counter() - started,
             )
             self.training_log.append(stats)
             curve.update(steps)

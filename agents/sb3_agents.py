@@ -30,7 +30,7 @@ from sb3_contrib import MaskablePPO
 from stable_baselines3 import DQN, PPO
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
-from stable_baselines3.common.logger import configure
+from stable_baselines3.common.logger import KVWriter, configure
 from stable_baselines3.common.utils import LinearSchedule
 from stable_baselines3.common.vec_env import VecEnv, VecMonitor
 
@@ -51,15 +51,40 @@ from shopgym.simulator.errors import ConfigError
 NumpyObservation = dict[str, np.ndarray]
 
 
+class TrainingLogWriter(KVWriter):
+    """An output of SB3's logger that appends each dump to an agent's ``training_log``:
+    ``steps`` (slates) and SB3's numbers (``train/loss``, ``rollout/ep_rew_mean``, ...),
+    without its ``time/`` entries, which hold wall times."""
+
+    def __init__(self, log: list[dict[str, float]], steps_per_slate: int):
+        self.log = log
+        self.steps_per_slate = steps_per_slate
+
+    def write(self, key_values: dict[str, Any], key_excluded: dict[str, Any], step: int = 0) -> None:
+        row = {"steps": float(step // self.steps_per_slate)}
+        for key, value in key_values.items():
+            if not key.startswith("time/") and isinstance(value, int | float | np.number):
+                row[key] = float(value)
+        self.log.append(row)
+
+    def close(self) -> None:
+        pass
+
+
 class CurveCallback(BaseCallback):
     """Calls the runner's ``checkpoint`` through :class:`CurvePoints` as SB3 trains, with
     the slates shown so far (SB3's timesteps are sub-steps under slot filling: k per
-    slate), and records them in SB3's logger as ``shopgym/slates``."""
+    slate), records them in SB3's logger as ``shopgym/slates`` and adds a
+    :class:`TrainingLogWriter` to whatever outputs the logger has."""
 
-    def __init__(self, curve: CurvePoints, steps_per_slate: int):
+    def __init__(self, curve: CurvePoints, steps_per_slate: int, training_log: list[dict[str, float]]):
         super().__init__()
         self.curve = curve
         self.steps_per_slate = steps_per_slate
+        self.training_log = training_log
+
+    def _on_training_start(self) -> None:
+        self.logger.output_formats.append(TrainingLogWriter(self.training_log, self.steps_per_slate))
 
     @property
     def slates(self) -> int:
@@ -232,7 +257,7 @@ class SB3Agent(Agent):
         if self.log_dir is not None:  # one folder per training seed: seeds do not overwrite each other
             self.model.set_logger(configure(str(self.log_dir / f"seed{seed}"), ["csv"]))
         curve = CurvePoints(budget, checkpoint)
-        callback = CurveCallback(curve, self.steps_per_slate)
+        callback = CurveCallback(curve, self.steps_per_slate, self.training_log)
         self.model.learn(total_timesteps=total, callback=callback)
         if self.log_dir is not None:
             self.model.logger.close()  # flushes and closes progress.csv

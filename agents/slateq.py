@@ -45,6 +45,7 @@ ITEM_KEYS = ("doc_features", "candidate_features")
 SLATE_OPTIMIZERS = ("topk", "greedy", "exact")
 TARGETS = ("q-learning", "sarsa")
 CLICK_MODELS = ("bilinear", "mlp")
+LOG_ROWS = 100  # training_log rows over a training run
 # Dinkelbach rounds of the exact optimiser (it converges in 2-4 on every slate we tried;
 # a fixed count keeps the loop free of host synchronisations).
 DINKELBACH_ROUNDS = 6
@@ -545,6 +546,11 @@ class SlateQAgent(Agent):
         steps = updates = vector_steps = 0
         clicks = torch.zeros((), dtype=torch.long, device=self.device)
         ended = torch.zeros((), dtype=torch.long, device=self.device)
+        # Summed since the last training_log row: Q loss, click loss (over gradient steps),
+        # reward, clicks (over slates); read once per row, not once per step.
+        window = torch.zeros(4, dtype=torch.float64, device=self.device)
+        window_updates = window_slates = 0
+        log_every, next_log = max(1, budget // LOG_ROWS), max(1, budget // LOG_ROWS)
         while steps < budget:
             fraction = min(1.0, steps / decay_steps)
             start, end = settings["epsilon_start"], settings["epsilon_end"]
@@ -588,16 +594,35 @@ class SlateQAgent(Agent):
             }
             clicks += step_clicks.sum()
             ended += done.sum()
+            window[2:] += torch.stack([step.reward.to(self.device).sum(), step_clicks.sum()]).double()
+            window_slates += rows
             user, items = next_user, next_items
             steps += rows
             vector_steps += 1
             learning = steps >= settings["learning_starts"] and buffer.size > 0
             if learning and vector_steps % settings["train_freq"] == 0:
                 for _ in range(settings["gradient_steps"]):
-                    self._update(buffer.sample(settings["batch_size"], generator), optimizers)
+                    window[:2] += self._update(buffer.sample(settings["batch_size"], generator), optimizers)
                     updates += 1
+                    window_updates += 1
                     if updates % settings["target_update_interval"] == 0:
                         self._update_target()
+            if steps >= next_log or steps >= budget:
+                q_loss, click_loss, reward, slate_clicks = window.tolist()
+                self.training_log.append(
+                    {
+                        "steps": float(steps),
+                        "epsilon": epsilon,
+                        "q_loss": q_loss / window_updates if window_updates else float("nan"),
+                        "click_loss": click_loss / window_updates if window_updates else float("nan"),
+                        "reward_per_slate": reward / window_slates,
+                        "clicks_per_slate": slate_clicks / window_slates,
+                        "gradient_steps": float(updates),
+                    }
+                )
+                window.zero_()
+                window_updates = window_slates = 0
+                next_log = (steps // log_every + 1) * log_every
             curve.update(steps)
         curve.finish(steps)
         self.training_data = {
@@ -612,8 +637,11 @@ class SlateQAgent(Agent):
         }
 
     @deterministic_algorithms()
-    def _update(self, batch: dict[str, torch.Tensor], optimizers: tuple[torch.optim.Optimizer, ...]) -> None:
-        """One Adam step on Q̄'s item-wise TD error and one on the click model's cross-entropy."""
+    def _update(
+        self, batch: dict[str, torch.Tensor], optimizers: tuple[torch.optim.Optimizer, ...]
+    ) -> torch.Tensor:
+        """One Adam step on Q̄'s item-wise TD error and one on the click model's
+        cross-entropy; returns (2,) float64 [TD loss, click loss] before the steps."""
         settings = self.settings
         with torch.no_grad():
             next_user, next_items = batch["next_user"], batch["next_items"]
@@ -648,6 +676,7 @@ class SlateQAgent(Agent):
             loss.backward()
             nn.utils.clip_grad_norm_(network.parameters(), settings["max_grad_norm"])
             optimizer.step()
+        return torch.stack([q_loss, choice_loss]).detach().double()
 
     def _update_target(self) -> None:
         tau = self.settings["tau"]

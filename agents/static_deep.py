@@ -263,7 +263,8 @@ class LoggedDataRecommender(Agent):
             epsilon=self.logging_epsilon,
         )
         log = collect_log(env, logger, budget, seed=seed)
-        self.train_on(log)
+        losses = self.train_on(log)
+        self.training_log = [{"epoch": float(epoch), "loss": loss} for epoch, loss in enumerate(losses, 1)]
         self.training_data = self._training_data(slates=len(log), clicks=int(log.clicks.sum()))
         if checkpoint is not None:  # trained offline: one point, after training
             checkpoint(len(log))

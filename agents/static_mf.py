@@ -86,7 +86,8 @@ class StaticMFAgent(Agent):
     def fit(self, env: Any, budget: int, seed: int, checkpoint: Checkpoint | None = None) -> None:
         logger = RandomAgent(self.observation_space, self.action_space, seed=seed, device=self.device)
         log = collect_log(env, logger, budget, seed=seed)
-        self.train_on(log)
+        losses = self.train_on(log)
+        self.training_log = [{"epoch": float(epoch), "loss": loss} for epoch, loss in enumerate(losses, 1)]
         self.training_data = {
             "slates": len(log),
             "clicks": int(log.clicks.sum()),

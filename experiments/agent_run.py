@@ -12,11 +12,13 @@ is another seed's.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TextIO
 
 import pandas as pd
 import torch
+from tqdm.auto import tqdm
 
 from shopgym.agents import AGENTS, make_agent
 from shopgym.envs import make_torch_env
@@ -69,12 +71,15 @@ class AgentRun:
 @dataclass
 class AgentResult:
     """What a run produced: per-episode ``records``, ``items`` shown (with details),
-    the learning ``curve`` (agents that train first, with curve points) and ``meta``
-    (the agent's description, its training data, wall times)."""
+    the learning ``curve`` (agents that train first, with curve points), the agent's
+    ``training`` log (its ``training_log``: losses and statistics along training, for
+    agents that train first) and ``meta`` (the agent's description, its training
+    data, wall times)."""
 
     records: pd.DataFrame
     items: pd.DataFrame | None
     curve: pd.DataFrame | None
+    training: pd.DataFrame | None
     meta: dict[str, Any]
 
 
@@ -100,8 +105,11 @@ def make_env(
     )
 
 
-def run_agent(run: AgentRun, world: World, device: torch.device) -> AgentResult:
-    """Train (if the agent trains first) and evaluate one agent for one seed."""
+def run_agent(
+    run: AgentRun, world: World, device: torch.device, progress: TextIO | None = None
+) -> AgentResult:
+    """Train (if the agent trains first) and evaluate one agent for one seed; with a
+    ``progress`` stream, a progress bar of training slates is drawn on it."""
     check_seed(run.seed, "seed")
     started = time.perf_counter()
     agent_class = AGENTS[run.agent]
@@ -112,8 +120,16 @@ def run_agent(run: AgentRun, world: World, device: torch.device) -> AgentResult:
     curve: list[dict] = []
     if agent_class.trains_before_evaluation:
         train_env = make_env(run, world, device, "train", False)
-        checkpoint = _curve_checkpoint(run, world, device, agent, curve)
-        agent.fit(train_env, run.train_slates, seed=TRAIN_SEED_OFFSET + run.seed, checkpoint=checkpoint)
+        with tqdm(
+            total=run.train_slates,
+            desc=f"{run.agent} seed {run.seed}",
+            unit="slate",
+            leave=False,
+            file=progress,
+            disable=progress is None,
+        ) as bar:
+            checkpoint = _checkpoint(run, world, device, agent, curve, bar)
+            agent.fit(train_env, run.train_slates, seed=TRAIN_SEED_OFFSET + run.seed, checkpoint=checkpoint)
         meta["training_env"] = {
             "shoppers": "train",
             "seed": TRAIN_SEED_OFFSET + run.seed,
@@ -138,22 +154,30 @@ def run_agent(run: AgentRun, world: World, device: torch.device) -> AgentResult:
         "eval_wall_time_s": round(time.perf_counter() - trained, 3),
     }
     frame = pd.DataFrame(curve, columns=list(CURVE_COLUMNS)) if curve else None
-    return AgentResult(records, items, frame, meta)
+    training = pd.DataFrame(agent.training_log) if agent.training_log else None
+    return AgentResult(records, items, frame, training, meta)
 
 
-def _curve_checkpoint(run: AgentRun, world: World, device: torch.device, agent, curve: list):
-    """The callback an agent calls at points of training: it evaluates the current policy
-    on ``curve_episodes`` held-out episodes and appends a learning-curve record, with the
-    training time so far (the evaluations left out).
+def _checkpoint(
+    run: AgentRun, world: World, device: torch.device, agent, curve: list, bar: tqdm
+) -> Callable[[int], None] | None:
+    """The callback an agent calls at points of training (``None`` if it has nothing to
+    do): it evaluates the current policy on ``curve_episodes`` held-out episodes and
+    appends a learning-curve record, with the training time so far (the evaluations
+    left out); its ``progress`` moves the bar.
 
     The agent's random stream is put back after each evaluation, so that a run with
     learning curves trains and evaluates exactly as one without."""
-    if not run.curve_points:
+    if not run.curve_points and bar.disable:
         return None
-    env = make_env(run, world, device, "test", False, episodes=run.curve_episodes)
+    env = (
+        make_env(run, world, device, "test", False, episodes=run.curve_episodes) if run.curve_points else None
+    )
     started = time.perf_counter()
 
     def checkpoint(steps: int) -> None:
+        if env is None:  # offline learners call it once, after training
+            return
         now = time.perf_counter()
         state = agent.generator.get_state()
         returns = evaluate(agent, env, run.curve_episodes, seed=CURVE_SEED_OFFSET + run.seed)["return"]
@@ -172,4 +196,5 @@ def _curve_checkpoint(run: AgentRun, world: World, device: torch.device, agent, 
         )
 
     checkpoint.points = run.curve_points  # how many points CurvePoints spaces out
+    checkpoint.progress = lambda steps: bar.update(min(steps, bar.total) - bar.n)
     return checkpoint

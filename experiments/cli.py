@@ -13,10 +13,10 @@ import tyro
 
 from shopgym.experiments.benchmark import BenchmarkConfig, run_benchmark
 from shopgym.experiments.compare import CompareConfig, compare
-from shopgym.experiments.plots import PlotConfig, plot_command
-from shopgym.experiments.report import ReportConfig, report_command
 from shopgym.experiments.fit_benchmark import FitBenchmarkConfig, run_fit_benchmark
 from shopgym.experiments.fit_world import FitWorldConfig, fit_world
+from shopgym.experiments.plots import PlotConfig, plot_command
+from shopgym.experiments.report import ReportConfig, report_command
 from shopgym.experiments.runner import RunConfig, agent_hyperparameters, run_experiment
 from shopgym.simulator.errors import ConfigError, ShopgymError
 

@@ -8,8 +8,10 @@ The experiment directory (``--out``, default ``runs/compare/<name>``)::
     world.json                         the Worlds the presets ran on (hash, folder, card)
     runs/<preset>__<agent>__seed<s>/   one finished run: config.json (what it ran), records.csv
                                        (per episode), items.csv (items shown), curve.csv (learning
-                                       curve), meta.json (training data, wall times), log.txt
-    episodes.csv, curves.csv, items.csv   every run's records with preset, agent, seed
+                                       curve), training.csv (the agent's training log: losses
+                                       along training), meta.json (training data, wall times),
+                                       log.txt
+    episodes.csv, curves.csv, items.csv, training.csv   every run's records with preset, agent, seed
     scores.csv, summary.csv, improvement.csv   per-seed metrics, intervals, P(improvement)
     figures/, report.md, report.html
 
@@ -138,7 +140,10 @@ def _compare(config: CompareConfig, experiment: ExperimentConfig, out: Path) -> 
     ]
     expected_of = {spec.name: expected for spec, expected in pending}
     bar = tqdm(total=len(tasks), desc="runs", disable=config.quiet, file=sys.stderr)
-    execute = _ray_executor(config) if config.backend == "ray" else _local_executor(config.workers)
+    if config.backend == "ray":
+        execute = _ray_executor(config)
+    else:
+        execute = _local_executor(config.workers, progress=not config.quiet)
     for name, files in execute(tasks, str(device), experiment.threads):
         _publish_run(out / "runs", name, files, expected_of[name])
         bar.update()
@@ -358,16 +363,18 @@ class Task:
 Executor = Callable[[list[Task], str, int], Iterator[tuple[str, dict[str, str]]]]
 
 
-def execute_task(task: Task, device: str, threads: int) -> dict[str, str]:
+def execute_task(task: Task, device: str, threads: int, progress: bool = False) -> dict[str, str]:
     """Run one task in this process; returns its files (name -> text) but config.json.
 
-    What it prints (and its warnings) goes to log.txt."""
+    What it prints (and its warnings) goes to log.txt; with ``progress``, a bar of its
+    training goes to this process's stderr."""
     torch.set_num_threads(threads)
     world = _load_world(task.world_folder, task.world_hash, device)
     log = io.StringIO()
     started = time.perf_counter()
+    stream = sys.stderr if progress else None
     with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
-        result = run_agent(AgentRun(**task.run), world, torch.device(device))
+        result = run_agent(AgentRun(**task.run), world, torch.device(device), progress=stream)
     meta = {
         **result.meta,
         "wall_time_s": round(time.perf_counter() - started, 3),
@@ -382,6 +389,8 @@ def execute_task(task: Task, device: str, threads: int) -> dict[str, str]:
         files["items.csv"] = result.items.to_csv(index=False)
     if result.curve is not None:
         files["curve.csv"] = result.curve.to_csv(index=False)
+    if result.training is not None:
+        files["training.csv"] = result.training.to_csv(index=False)
     return files
 
 
@@ -398,13 +407,16 @@ def _load_world(folder: str, expected_hash: str, device: str) -> World:
     return _WORLDS[key]
 
 
-def _local_executor(workers: int) -> Executor:
+def _local_executor(workers: int, progress: bool = False) -> Executor:
+    """Runs tasks in this process (``workers`` 1, with a bar of each run's training
+    where ``progress``) or in ``workers`` spawned processes (the bar counts runs)."""
+
     def execute(tasks: list[Task], device: str, threads: int) -> Iterator[tuple[str, dict[str, str]]]:
         if workers == 1:
             previous = torch.get_num_threads()
             try:
                 for task in tasks:
-                    yield task.name, _task_files(task, device, threads)
+                    yield task.name, _task_files(task, device, threads, progress)
             finally:
                 torch.set_num_threads(previous)
             return
@@ -423,10 +435,10 @@ def _local_executor(workers: int) -> Executor:
     return execute
 
 
-def _task_files(task: Task, device: str, threads: int) -> dict[str, str]:
+def _task_files(task: Task, device: str, threads: int, progress: bool = False) -> dict[str, str]:
     """:func:`execute_task`, with an error that names the run."""
     try:
-        return execute_task(task, device, threads)
+        return execute_task(task, device, threads, progress)
     except Exception as exc:
         detail = "".join(traceback.format_exception_only(exc)).strip()
         raise RunFailed(f"run {task.name} failed: {detail}") from exc
@@ -466,7 +478,9 @@ def aggregate(out: Path, runs: list[RunSpec], quiet: bool = False, report: bool 
     from shopgym.experiments.stats import aggregate as aggregate_scores
     from shopgym.experiments.stats import probability_of_improvement
 
-    tables: dict[str, list[pd.DataFrame]] = {"records.csv": [], "curve.csv": [], "items.csv": []}
+    tables: dict[str, list[pd.DataFrame]] = {
+        name: [] for name in ("records.csv", "curve.csv", "items.csv", "training.csv")
+    }
     catalogue_sizes = {}
     for spec in runs:
         folder = out / "runs" / spec.name
@@ -489,6 +503,8 @@ def aggregate(out: Path, runs: list[RunSpec], quiet: bool = False, report: bool 
         written["items.csv"] = items
     if tables["curve.csv"]:
         written["curves.csv"] = pd.concat(tables["curve.csv"], ignore_index=True)
+    if tables["training.csv"]:
+        written["training.csv"] = pd.concat(tables["training.csv"], ignore_index=True)
     for filename, frame in written.items():
         atomic_write(out / filename, frame.to_csv(index=False))
     if report:
@@ -505,8 +521,11 @@ def aggregate(out: Path, runs: list[RunSpec], quiet: bool = False, report: bool 
 def write_tensorboard(out: Path) -> Path:
     """TensorBoard logs of an experiment directory, one log per run
     (``tensorboard/<preset>/<agent>/seed<s>``): ``held_out/return`` against training
-    slates from the learning curve, and each metric of scores.csv as ``final/<metric>``.
-    Rewritten from the records each time, like the tables."""
+    slates from the learning curve; what the agent logged as it trained (training.csv:
+    SlateQ's and PPO's losses, SB3's ``train/`` and ``rollout/`` values against slates,
+    the offline recommenders' loss by epoch) under ``train/``; and each metric of
+    scores.csv as ``final/<metric>``. Rewritten from the records each time, like the
+    tables."""
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError as exc:
@@ -514,7 +533,9 @@ def write_tensorboard(out: Path) -> Path:
     folder = out / "tensorboard"
     shutil.rmtree(folder, ignore_errors=True)
     scores = pd.read_csv(out / "scores.csv")
-    curves = pd.read_csv(out / "curves.csv") if (out / "curves.csv").is_file() else None
+    curves, training = (
+        pd.read_csv(out / name) if (out / name).is_file() else None for name in ("curves.csv", "training.csv")
+    )
     experiment = json.loads((out / "experiment.json").read_text())
     budgets = {agent["label"]: agent["train_slates"] for agent in experiment["agents"]}
     metrics = [column for column in scores.columns if column not in ("preset", "agent", "seed", "episodes")]
@@ -524,11 +545,27 @@ def write_tensorboard(out: Path) -> Path:
             mine = curves[(curves["preset"] == row["preset"]) & (curves["agent"] == row["agent"])]
             for _, point in mine[mine["seed"] == row["seed"]].iterrows():
                 writer.add_scalar("held_out/return", point["return"], int(point["steps"]))
+        if training is not None:
+            _add_training(writer, training, row)
         for metric in metrics:
             if pd.notna(row[metric]):
                 writer.add_scalar(f"final/{metric}", row[metric], int(budgets.get(row["agent"]) or 0))
         writer.close()
     return folder
+
+
+def _add_training(writer, training: pd.DataFrame, run: pd.Series) -> None:
+    """The rows of ``training`` of ``run``'s preset, agent and seed, against slates (or
+    epochs, for agents that train offline)."""
+    mine = training[(training["preset"] == run["preset"]) & (training["agent"] == run["agent"])]
+    mine = mine[mine["seed"] == run["seed"]].dropna(axis=1, how="all")
+    axis = "steps" if "steps" in mine.columns else "epoch"
+    values = [column for column in mine.columns if column not in ("preset", "agent", "seed", axis)]
+    for _, point in mine.iterrows():
+        for column in values:
+            if pd.notna(point[column]):
+                tag = column if "/" in column else f"train/{column}"
+                writer.add_scalar(tag, point[column], int(point[axis]))
 
 
 def _format_summary(summary: pd.DataFrame, metrics: list[str]) -> str:

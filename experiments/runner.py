@@ -8,6 +8,7 @@ Run directory layout::
     records/<agent>__seed<s>.json  what that agent was trained on, wall time
     records/<agent>__seed<s>.curve.csv  learning curve of an agent that trains first:
                              mean return on held-out shoppers at points of training
+    records/<agent>__seed<s>.training.csv  the agent's training log (losses along training)
     episodes.csv             all records (agent, seed, episode, return, clicks, ...)
     curves.csv               all learning-curve records (agent, seed, steps, wall time, return, CI)
     summary.csv              per agent: mean and 95% CI of return, CTR, purchases per session
@@ -402,7 +403,8 @@ def _agent_run(config: RunConfig, name: str, seed: int) -> AgentRun:
 
 
 def _run_one(config: RunConfig, world: World, device: torch.device, name: str, seed: int, out: Path) -> None:
-    result = run_agent(_agent_run(config, name, seed), world, device)
+    progress = sys.stderr if config.progress else None
+    result = run_agent(_agent_run(config, name, seed), world, device, progress=progress)
     meta = {
         "agent": result.meta["agent"],
         "seed": seed,
@@ -421,6 +423,8 @@ def _run_one(config: RunConfig, world: World, device: torch.device, name: str, s
         curve.insert(0, "seed", seed)
         curve.insert(0, "agent", name)
         _atomic_csv(curve, _curve_path(out, name, seed))
+    if result.training is not None:
+        _atomic_csv(result.training, _record_path(out, name, seed).with_suffix(".training.csv"))
     _atomic_csv(records, _record_path(out, name, seed))
 
 

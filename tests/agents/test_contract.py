@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import gymnasium as gym
+import pandas as pd
 import pytest
 import torch
 
@@ -128,6 +129,21 @@ def test_learning_agents_have_state_to_save():
         env, agent = build_agent(name)
         rollout(env, agent, steps=40, seed=0)
         assert agent.state_dict(), name
+
+
+@pytest.mark.parametrize("name", [name for name in NAMES if AGENTS[name].trains_before_evaluation])
+def test_training_log_depends_only_on_the_seed_and_holds_no_wall_times(name):
+    first, second = (build_agent(name, seed=1)[1] for _ in range(2))
+    log = pd.DataFrame(first.training_log)
+    assert len(log) >= 1, f"{name} logs nothing as it trains"
+    axis = "steps" if "steps" in log.columns else "epoch"
+    assert log[axis].notna().all() and log[axis].is_monotonic_increasing
+    assert not [column for column in log.columns if "time" in column or "fps" in column]
+    assert all(isinstance(value, float) for row in first.training_log for value in row.values())
+    pd.testing.assert_frame_equal(
+        log, pd.DataFrame(second.training_log)
+    )  # the runner keeps it with the records
+    assert not build_agent("popularity")[1].training_log
 
 
 def test_loading_a_file_saved_by_another_agent_raises_config_error(tmp_path):

@@ -30,3 +30,18 @@ def test_the_last_point_is_at_the_end_and_never_taken_twice():
     assert _taken(1600, list(range(160, 1601, 160)), checkpoint_points=3) == [640, 1120, 1600]
     assert _taken(1000, [300, 700, 900], checkpoint_points=2) == [700, 900]  # 900: the end
     assert CurvePoints(100, None).checkpoint is None  # no runner: nothing to call
+
+
+def test_progress_is_called_at_every_update_and_zero_points_take_none():
+    taken, progress = [], []
+    checkpoint = taken.append  # a bound method takes no attributes: wrap it
+
+    def runner(steps: int) -> None:
+        checkpoint(steps)
+
+    runner.points, runner.progress = 0, progress.append
+    curve = CurvePoints(300, runner)
+    for steps in (100, 200, 300):
+        curve.update(steps)
+    curve.finish(300)
+    assert progress == [100, 200, 300, 300] and taken == []

@@ -38,9 +38,11 @@ def _check_run_directory(out: Path, agents: list[str], seeds: int, episodes: int
     counts = frame.groupby(["agent", "seed"]).size()
     assert counts.to_dict() == {(a, s): episodes for a in agents for s in range(seeds)}
     expected = {f"{a}__seed{s}.{ext}" for a in agents for s in range(seeds) for ext in ("csv", "json")}
-    # Agents that train first also have a learning curve.
+    # Agents that train first also have a learning curve and a training log.
     trained = [a for a in agents if AGENTS[a].trains_before_evaluation]
-    expected |= {f"{a}__seed{s}.curve.csv" for a in trained for s in range(seeds)}
+    expected |= {
+        f"{a}__seed{s}.{ext}" for a in trained for s in range(seeds) for ext in ("curve.csv", "training.csv")
+    }
     assert {path.name for path in (out / "records").iterdir()} == expected
     if trained:
         curves = pd.read_csv(out / "curves.csv")

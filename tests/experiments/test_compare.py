@@ -48,8 +48,16 @@ options = { n_steps = 8 }
 name = "planning-oracle"
 """
 # The files that must come out byte for byte the same however the grid was run.
-DETERMINISTIC = ("records.csv", "curve.csv", "items.csv")
-TABLES = ("episodes.csv", "curves.csv", "items.csv", "scores.csv", "summary.csv", "improvement.csv")
+DETERMINISTIC = ("records.csv", "curve.csv", "items.csv", "training.csv")
+TABLES = (
+    "episodes.csv",
+    "curves.csv",
+    "items.csv",
+    "training.csv",
+    "scores.csv",
+    "summary.csv",
+    "improvement.csv",
+)
 
 
 def _file(tmp_path: Path, text: str = TINY, name: str = "tiny.toml") -> Path:
@@ -130,10 +138,13 @@ def test_compare_writes_the_experiment_directory(tiny_compare):
     config = json.loads((ppo / "config.json").read_text())
     assert config["run"]["seed"] == 1 and config["world_hash"] == world["hash"]
     assert config["code"] == experiment["code"]
-    assert {"records.csv", "curve.csv", "items.csv", "meta.json", "log.txt"} <= {
+    assert {"records.csv", "curve.csv", "items.csv", "training.csv", "meta.json", "log.txt"} <= {
         p.name for p in ppo.iterdir()
     }
-    assert not (out / "runs" / "synthetic__popularity__seed0" / "curve.csv").exists()
+    training = pd.read_csv(ppo / "training.csv")
+    assert training["steps"].is_monotonic_increasing and training["value_loss"].notna().all()
+    for name in ("curve.csv", "training.csv"):
+        assert not (out / "runs" / "synthetic__popularity__seed0" / name).exists()
     summary = (out / "summary.csv").read_text()
     assert "return_iqm_low" in summary and "regret" in summary
     assert (out / "report.html").is_file() and (out / "report.md").is_file()
@@ -279,3 +290,8 @@ def test_tensorboard_logs_hold_the_learning_curves_and_final_metrics(tiny_compar
         (int(s), pytest.approx(r)) for s, r in zip(expected["steps"], expected["return"], strict=True)
     ]
     assert "final/regret" in events.Tags()["scalars"]
+    training = pd.read_csv(out / "runs" / "synthetic__ppo__seed1" / "training.csv")
+    losses = [(point.step, point.value) for point in events.Scalars("train/value_loss")]
+    assert losses == [
+        (int(s), pytest.approx(v)) for s, v in zip(training["steps"], training["value_loss"], strict=True)
+    ]

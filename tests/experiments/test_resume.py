@@ -42,11 +42,14 @@ def test_resume_redoes_only_the_missing_run_and_reproduces_it(tiny_run, tmp_path
     assert run_cli([*TINY_RUN, "--out", str(out)]) == 0
     assert "resuming: 13 (agent, seed) runs already recorded" in capsys.readouterr().out
     after = _stamps(out / "records")
-    redone = {"bpr-mf__seed1.csv", "bpr-mf__seed1.json", "bpr-mf__seed1.curve.csv"}
+    redone = {f"bpr-mf__seed1.{suffix}" for suffix in ("csv", "json", "curve.csv", "training.csv")}
     for name, stamp in before.items():
         if name not in redone:
             assert after[name] == stamp, f"{name} was rewritten"
     assert after["bpr-mf__seed1.json"] != before["bpr-mf__seed1.json"]
+    assert (out / "records" / "bpr-mf__seed1.training.csv").read_bytes() == (
+        tiny_run / "records" / "bpr-mf__seed1.training.csv"
+    ).read_bytes()
     # Same seed, same numbers: the redone records and the whole table are unchanged.
     pd.testing.assert_frame_equal(
         pd.read_csv(missing), pd.read_csv(tiny_run / "records" / "bpr-mf__seed1.csv")
