@@ -51,13 +51,17 @@ class AgentRun:
     agent: str
     """Agent name (a key of ``AGENTS``)."""
     seed: int
+    """Seeds the agent and the evaluation (see the module docstring for the other streams)."""
     episodes: int
     """Evaluation episodes on held-out shoppers."""
     train_slates: int
     """Training budget (slates shown to train shoppers) if the agent trains first."""
     num_envs: int = 50
+    """Shoppers simulated in parallel (at most ``episodes`` in evaluation)."""
     curve_points: int = 0
+    """Learning-curve points along training (0: none)."""
     curve_episodes: int = 100
+    """Held-out episodes per learning-curve point."""
     env_options: dict[str, Any] = field(default_factory=dict)
     """Environment options (:class:`~shopgym.simulator.config.ShopperConfig` fields)
     over the registration's."""

@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import gymnasium as gym
+import numpy as np
 import pandas as pd
 import torch
 import tyro
@@ -53,11 +54,10 @@ from tqdm.auto import tqdm
 
 from shopgym.agents import AGENTS, make_agent
 from shopgym.experiments.agent_run import AgentRun, make_env, run_agent
+from shopgym.experiments.atomic import atomic_write
 from shopgym.experiments.experiment import (
     ExperimentConfig,
     RunSpec,
-    _convert,
-    check_experiment,
     expand_agents,
     expand_presets,
     expand_runs,
@@ -70,7 +70,6 @@ from shopgym.simulator.device import resolve_device
 from shopgym.simulator.errors import ConfigError, DataError
 from shopgym.simulator.world import World
 
-RUN_FILES = ("config.json", "records.csv", "items.csv", "curve.csv", "meta.json", "log.txt")
 SHIPPED = "shipped"  # the World folder of the shipped default World, wherever it is installed
 
 
@@ -88,10 +87,13 @@ class CompareConfig:
     """Where runs execute: local processes, or Ray tasks (pip install shopgym[ray])."""
     ray_address: str | None = None
     """Ray cluster to join (as ray.init's address, e.g. ray://head:10001 or auto); default: a local Ray."""
+    ray_gpus_per_run: float | None = None
+    """GPUs each Ray task asks for on a CUDA device (default 0.25: four runs per GPU)."""
     smoke: bool = False
     """Run the file's [smoke] version (a quick check of the whole pipeline)."""
     set: tuple[str, ...] = ()
-    """Override top-level settings of the file: KEY=VALUE ... (as seeds=3 episodes=100)."""
+    """Override top-level settings of the file (of its smoke version with --smoke): KEY=VALUE ...
+    (as seeds=3 episodes=100)."""
     allow_code_change: bool = False
     """Resume although finished runs were made by other code (each run's config.json says which)."""
     quiet: bool = False
@@ -106,7 +108,7 @@ class CompareConfig:
 def compare(config: CompareConfig) -> Path:
     """Run (or resume) the comparison; returns the experiment directory."""
     config = replace(config, file=experiment_path(config.file))
-    experiment = _with_overrides(load_experiment(config.file, smoke=config.smoke), config.set, config.file)
+    experiment = load_experiment(config.file, smoke=config.smoke, overrides=config.set)
     if config.workers < 0 or (config.workers == 0 and config.backend == "local"):
         raise ConfigError(f"--workers must be >= 1 (0 only with --backend ray), got {config.workers}")
     out = config.out or Path("runs") / "compare" / experiment.name
@@ -124,15 +126,17 @@ def _compare(config: CompareConfig, experiment: ExperimentConfig, out: Path) -> 
     runs = expand_runs(experiment)
     _check_agent_options(runs, worlds, device)
     code = code_version()
-    _write_experiment(out, config, experiment, worlds, device, code)
-    for partial in (out / "runs").glob(".partial-*"):
-        shutil.rmtree(partial)  # a run killed while its folder was being written
     pending = []
     for spec in runs:
-        expected = _run_config(spec, worlds[spec.preset]["hash"], device, code)
+        expected = _run_config(spec, worlds[spec.preset]["hash"], device, code, experiment.threads)
         if _check_finished(out / "runs" / spec.name, expected, config.allow_code_change):
             continue
         pending.append((spec, expected))
+    # Only now, when the finished runs are known to be this experiment's, is the
+    # directory's description rewritten: a refused resume leaves it as it was.
+    _write_experiment(out, config, experiment, worlds, device, code)
+    for partial in (out / "runs").glob(".partial-*"):
+        shutil.rmtree(partial)  # a run killed while its folder was being written
     _print(f"{len(runs)} runs ({len(runs) - len(pending)} already finished) in {out}", config.quiet)
     tasks = [
         Task(spec.name, asdict(spec.run), worlds[spec.preset]["folder"], worlds[spec.preset]["hash"])
@@ -145,6 +149,7 @@ def _compare(config: CompareConfig, experiment: ExperimentConfig, out: Path) -> 
     else:
         execute = _local_executor(config.workers, progress=not config.quiet)
     for name, files in execute(tasks, str(device), experiment.threads):
+        _check_worker_code(name, files, expected_of[name], config.allow_code_change)
         _publish_run(out / "runs", name, files, expected_of[name])
         bar.update()
         bar.set_postfix_str(name)
@@ -196,9 +201,13 @@ def _write_experiment(
     if path.is_file():
         try:
             previous = json.loads(path.read_text())
-            history = [*previous.pop("history", []), previous]
-        except (json.JSONDecodeError, AttributeError) as exc:
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise ConfigError(f"{path} is unreadable ({exc}); choose another --out") from exc
+        if not isinstance(previous, dict) or not isinstance(previous.get("history", []), list):
+            raise ConfigError(
+                f"{path} is not an experiment description (a JSON object); choose another --out"
+            )
+        history = [*previous.pop("history", []), previous]
     presets = expand_presets(experiment.presets)
     from shopgym.experiments.runner import shopper_config
 
@@ -297,8 +306,11 @@ def _check_agent_options(runs: list[RunSpec], worlds: dict[str, dict], device: t
             raise ConfigError(f"agent {spec.agent} on {spec.preset} rejects its options ({detail})") from exc
 
 
-def _run_config(spec: RunSpec, world_hash: str, device: torch.device, code: dict) -> dict[str, Any]:
-    """A run's config.json: what it runs, on which World and device, by which code."""
+def _run_config(
+    spec: RunSpec, world_hash: str, device: torch.device, code: dict, threads: int
+) -> dict[str, Any]:
+    """A run's config.json: what it runs, on which World, device and torch threads, by
+    which code and libraries."""
     return _plain(
         {
             "preset": spec.preset,
@@ -306,32 +318,89 @@ def _run_config(spec: RunSpec, world_hash: str, device: torch.device, code: dict
             "run": asdict(spec.run),
             "world_hash": world_hash,
             "device": device_name(device),
+            "threads": threads,
             "code": code,
+            "libraries": library_versions(),
         }
     )
 
 
+def library_versions() -> dict[str, str]:
+    """The versions of the libraries whose numerics the records depend on."""
+    return {"torch": torch.__version__, "numpy": np.__version__}
+
+
 def _check_finished(folder: Path, expected: dict, allow_code_change: bool) -> bool:
-    """Whether ``folder`` holds this run, finished; a ConfigError if it holds another."""
+    """Whether ``folder`` holds this run, finished; a ConfigError if it holds another,
+    a DataError if files of it are missing."""
     if not folder.is_dir():
         return False
     try:
         recorded = json.loads((folder / "config.json").read_text())
     except (OSError, json.JSONDecodeError) as exc:
         raise ConfigError(f"{folder}: unreadable run config ({exc}); delete the folder to rerun it") from exc
-    for key in ("run", "world_hash", "device"):
+    if not isinstance(recorded, dict):
+        raise ConfigError(f"{folder}/config.json is not a run config; delete the folder to rerun it")
+    for key in ("run", "world_hash", "device", "threads"):
         if recorded.get(key) != expected[key]:
             raise ConfigError(
-                f"{folder} ran {key} {recorded.get(key)!r}, but the experiment now asks for "
-                f"{expected[key]!r}; choose another --out (or delete the folder to rerun it)"
+                f"{folder} ran {_difference(key, recorded.get(key), expected[key])}; choose another --out "
+                "(or delete the folder to rerun it)"
             )
-    source = recorded.get("code", {}).get("source")
-    if source != expected["code"]["source"] and not allow_code_change:
-        raise ConfigError(
-            f"{folder} was made by other code (source {source}, this is {expected['code']['source']}); "
-            "choose another --out, or resume with --allow-code-change"
-        )
+    if not allow_code_change:
+        for key in ("code", "libraries"):
+            made_by, now = recorded.get(key) or {}, expected[key]
+            if key == "code":  # the version and commit are descriptions; the source hash is the code
+                made_by, now = made_by.get("source"), now["source"]
+            if made_by != now:
+                raise ConfigError(
+                    f"{folder} was made by other {key} ({_difference(key, made_by, now)}); choose "
+                    "another --out, or resume with --allow-code-change"
+                )
+    check_run_files(folder, expected["run"])
     return True
+
+
+def _difference(key: str, recorded: Any, expected: Any) -> str:
+    """What differs between two values of ``key``, field by field for dicts."""
+    if isinstance(recorded, dict) and isinstance(expected, dict):
+        changed = [f for f in sorted(set(recorded) | set(expected)) if recorded.get(f) != expected.get(f)]
+        return "; ".join(
+            f"{key}.{f} {recorded.get(f)!r} where the experiment now has {expected.get(f)!r}" for f in changed
+        )
+    return f"{key} {recorded!r} where the experiment now has {expected!r}"
+
+
+def check_run_files(folder: Path, run: dict[str, Any]) -> None:
+    """A DataError unless ``folder`` holds every file its ``run`` (an AgentRun as a
+    dict) writes: records and meta, items with details, the learning curve of an agent
+    that trains first with curve points. Folders appear whole (by a rename), so a
+    missing file was removed by hand; the run would otherwise drop out of the tables."""
+    needed = ["config.json", "records.csv", "meta.json"]
+    if run.get("details", True):
+        needed.append("items.csv")
+    if run["curve_points"] and AGENTS[run["agent"]].trains_before_evaluation:
+        needed.append("curve.csv")
+    missing = [name for name in needed if not (folder / name).is_file()]
+    if missing:
+        raise DataError(
+            f"{folder}: the finished run lacks {', '.join(missing)}; delete the folder to rerun it"
+        )
+
+
+def _check_worker_code(name: str, files: dict[str, str], expected: dict, allow_code_change: bool) -> None:
+    """A RunFailed if the process that ran ``name`` (a Ray node, say) had other code or
+    libraries than this one, whose versions its config.json would record."""
+    meta = json.loads(files["meta.json"])
+    ran = {"code": meta["code"]["source"], "libraries": meta["libraries"]}
+    here = {"code": expected["code"]["source"], "libraries": expected["libraries"]}
+    if ran != here and not allow_code_change:
+        raise RunFailed(
+            f"run {name} ran on {meta['host']} with code {ran['code']} and {ran['libraries']}, not this "
+            f"comparison's {here['code']} and {here['libraries']} (the code was edited during the "
+            "comparison, or a node has another install): install the same shopgym and libraries on "
+            "every node (or pass --allow-code-change)"
+        )
 
 
 def _publish_run(runs: Path, name: str, files: dict[str, str], expected: dict) -> None:
@@ -379,6 +448,8 @@ def execute_task(task: Task, device: str, threads: int, progress: bool = False) 
         **result.meta,
         "wall_time_s": round(time.perf_counter() - started, 3),
         "host": os.uname().nodename,
+        "code": code_version(),
+        "libraries": library_versions(),
     }
     files = {
         "records.csv": result.records.to_csv(index=False),
@@ -422,15 +493,26 @@ def _local_executor(workers: int, progress: bool = False) -> Executor:
             return
         # spawn, not fork: a forked torch (threads, CUDA) is unsafe.
         context = get_context("spawn")
-        with ProcessPoolExecutor(workers, mp_context=context, initializer=_watch_parent) as pool:
+        with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker) as pool:
             futures = {pool.submit(_task_files, task, device, threads): task.name for task in tasks}
+            failure = None
             try:
                 for future in as_completed(futures):
-                    yield futures[future], future.result()
+                    if future.cancelled():
+                        continue
+                    if future.exception() is None:
+                        yield futures[future], future.result()
+                    elif failure is None:
+                        # Runs not started are dropped; those running finish and are kept.
+                        failure = future.exception()
+                        for other in futures:
+                            other.cancel()
             except BaseException:
                 for future in futures:
                     future.cancel()
                 raise
+            if failure is not None:
+                raise failure
 
     return execute
 
@@ -448,9 +530,9 @@ class RunFailed(ConfigError):
     """A run raised; the finished runs are kept, and a rerun retries this one."""
 
 
-def _watch_parent() -> None:
-    """End this worker when the comparison that started it dies (killed, say), rather
-    than finish runs that nobody will write."""
+def _init_worker() -> None:
+    """Each worker process: end it when the comparison that started it dies (killed, say),
+    rather than finish runs that nobody will write; hash its code at once."""
     parent = os.getppid()
 
     def watch() -> None:
@@ -460,12 +542,13 @@ def _watch_parent() -> None:
                 os._exit(1)
 
     threading.Thread(target=watch, daemon=True).start()
+    code_version()  # hashed now, beside the imports, as the comparison hashed its own at its start
 
 
 def _ray_executor(config: CompareConfig) -> Executor:
     from shopgym.experiments.ray_backend import ray_executor
 
-    return ray_executor(config.ray_address, config.workers)
+    return ray_executor(config.ray_address, config.workers, config.ray_gpus_per_run)
 
 
 # ---------------------------------------------------------------- tables, figures, report
@@ -474,7 +557,7 @@ def _ray_executor(config: CompareConfig) -> Executor:
 def aggregate(out: Path, runs: list[RunSpec], quiet: bool = False, report: bool = True) -> None:
     """episodes.csv, curves.csv, items.csv, scores.csv, summary.csv, improvement.csv from
     the run folders of ``runs``; then the figures and the report."""
-    from shopgym.experiments.metrics import METRICS, per_seed_metrics
+    from shopgym.experiments.metrics import METRICS, per_seed_metrics, regret_reference
     from shopgym.experiments.stats import aggregate as aggregate_scores
     from shopgym.experiments.stats import probability_of_improvement
 
@@ -484,16 +567,18 @@ def aggregate(out: Path, runs: list[RunSpec], quiet: bool = False, report: bool 
     catalogue_sizes = {}
     for spec in runs:
         folder = out / "runs" / spec.name
+        check_run_files(folder, asdict(spec.run))
         keys = {"preset": spec.preset, "agent": spec.agent, "seed": spec.run.seed}
         for filename, frames in tables.items():
             if (folder / filename).is_file():
-                frames.append(
-                    _read_csv(folder / filename).assign(**keys)[[*keys, *_columns(folder / filename)]]
-                )
+                frame = _read_csv(folder / filename)
+                frames.append(frame.assign(**keys)[[*keys, *frame.columns]])
         catalogue_sizes[spec.preset] = json.loads((folder / "meta.json").read_text())["catalogue_size"]
+    experiment = json.loads((out / "experiment.json").read_text())
+    reference = regret_reference(experiment["agents"])
     episodes = pd.concat(tables["records.csv"], ignore_index=True)
     items = pd.concat(tables["items.csv"], ignore_index=True) if tables["items.csv"] else None
-    scores = per_seed_metrics(episodes, items, catalogue_sizes)
+    scores = per_seed_metrics(episodes, items, catalogue_sizes, reference=reference)
     metrics = [metric for metric in METRICS if metric in scores.columns]
     summary = aggregate_scores(scores, metrics)
     improvement = probability_of_improvement(scores, "return")
@@ -505,14 +590,14 @@ def aggregate(out: Path, runs: list[RunSpec], quiet: bool = False, report: bool 
         written["curves.csv"] = pd.concat(tables["curve.csv"], ignore_index=True)
     if tables["training.csv"]:
         written["training.csv"] = pd.concat(tables["training.csv"], ignore_index=True)
+    if reference is not None and scores["preset"].nunique() > 1:
+        written["overall.csv"] = oracle_fraction_over_presets(scores, reference)
     for filename, frame in written.items():
         atomic_write(out / filename, frame.to_csv(index=False))
     if report:
-        from shopgym.experiments.plots import plot_experiment
         from shopgym.experiments.report import write_report
 
-        plot_experiment(out)
-        write_report(out)
+        write_report(out)  # draws the figures too
     _print(_format_summary(summary, metrics), quiet=False)
     where = "report.html, summary.csv, figures/" if report else "summary.csv, scores.csv"
     _print(f"\nresults in {out} ({where})", quiet=False)
@@ -590,45 +675,20 @@ def _read_csv(path: Path) -> pd.DataFrame:
         raise DataError(f"{path}: unreadable ({exc}); delete its run folder to rerun it") from exc
 
 
-def _columns(path: Path) -> list[str]:
-    return [column for column in _read_csv(path).columns if column not in ("preset", "agent", "seed")]
+def oracle_fraction_over_presets(scores: pd.DataFrame, reference: str) -> pd.DataFrame:
+    """The IQM over presets and seeds of each agent's return as a fraction of the
+    ``reference`` agent's mean return in the same preset (a common scale across
+    presets), with the stratified bootstrap interval of
+    :func:`~shopgym.experiments.stats.aggregate_over_presets` (seeds resampled within
+    each preset). Columns: agent, presets, seeds, oracle_fraction_iqm{,_low,_high}."""
+    from shopgym.experiments.stats import aggregate_over_presets
+
+    oracle = scores[scores["agent"] == reference].groupby("preset")["return"].mean()
+    fractions = scores.assign(oracle_fraction=scores["return"] / scores["preset"].map(oracle))
+    return aggregate_over_presets(fractions, "oracle_fraction")
 
 
 # ---------------------------------------------------------------- helpers
-
-
-def _with_overrides(experiment: ExperimentConfig, entries: tuple[str, ...], file: Path) -> ExperimentConfig:
-    """``experiment`` with ``--set KEY=VALUE`` entries (top-level scalar settings)."""
-    import ast
-    import typing
-
-    if not entries:
-        return experiment
-    hints = typing.get_type_hints(ExperimentConfig)
-    changes = {}
-    for entry in entries:
-        key, equals, text = (part.strip() for part in entry.partition("="))
-        if not equals or key not in hints or key in ("presets", "agents", "smoke"):
-            settable = [name for name in hints if name not in ("presets", "agents", "smoke")]
-            raise ConfigError(f"--set {entry!r}: give KEY=VALUE with KEY one of {', '.join(settable)}")
-        try:
-            value = ast.literal_eval(text)
-        except (ValueError, SyntaxError):
-            value = text
-        changes[key] = _convert(hints[key], value, f"--set {key}")
-    experiment = replace(experiment, **changes)
-    check_experiment(experiment, f"{file} with --set")
-    return experiment
-
-
-def atomic_write(path: Path, text: str) -> None:
-    """Write via a temporary file and a rename, so a crash never leaves half a file."""
-    temporary = path.with_name(f".{path.name}.tmp")
-    with open(temporary, "w") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
 
 
 def _plain(value: Any) -> Any:

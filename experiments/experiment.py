@@ -37,10 +37,12 @@ key, a value of the wrong type or an unknown agent, environment or option is a
 
 from __future__ import annotations
 
+import ast
 import itertools
 import tomllib
 import types
 import typing
+from collections.abc import Sequence
 from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -89,11 +91,15 @@ class SmokeSpec:
     """The ``[smoke]`` table: what ``--smoke`` changes, for a run of a minute or two."""
 
     seeds: int | list[int] = 2
+    """Seeds of the smoke version: a count or a list."""
     episodes: int = 50
+    """Evaluation episodes per run."""
     train_slates: int = 2_000
     """Every agent's training budget in the smoke version (agents' own budgets are dropped)."""
     curve_points: int = 2
+    """Learning-curve points of agents that train first (0: none)."""
     curve_episodes: int = 50
+    """Held-out episodes per learning-curve point."""
     agents: list[str] = field(default_factory=list)
     """Labels of the agents kept (default: all)."""
 
@@ -179,15 +185,17 @@ CONFIGS = Path(__file__).parent / "configs"
 
 
 def experiment_path(name: str | Path) -> Path:
-    """``name`` as a path, or a shipped experiment's file (``smoke`` is
-    ``experiments/configs/smoke.toml``) when no such file exists."""
+    """``name`` as a path when it is a file, else a shipped experiment's file when it is
+    a bare name of one (``smoke`` is ``experiments/configs/smoke.toml``, even where a
+    folder ``smoke`` exists, such as the output of ``--out smoke``)."""
     path = Path(name)
     shipped = CONFIGS / f"{path.name.removesuffix('.toml')}.toml"
-    return shipped if not path.exists() and path.parent == Path() and shipped.is_file() else path
+    return shipped if not path.is_file() and path.parent == Path() and shipped.is_file() else path
 
 
-def load_experiment(path: str | Path, smoke: bool = False) -> ExperimentConfig:
-    """The checked ExperimentConfig of a TOML file (its smoke version with ``smoke``)."""
+def load_experiment(path: str | Path, smoke: bool = False, overrides: Sequence[str] = ()) -> ExperimentConfig:
+    """The checked ExperimentConfig of a TOML file (its smoke version with ``smoke``),
+    with ``overrides`` (``KEY=VALUE`` entries, :func:`apply_overrides`) applied last."""
     path = experiment_path(path)
     try:
         document = tomllib.loads(path.read_text())
@@ -198,13 +206,37 @@ def load_experiment(path: str | Path, smoke: bool = False) -> ExperimentConfig:
     config = _build(ExperimentConfig, document, f"{path}")
     config = config.smoke_version() if smoke else config
     check_experiment(config, str(path))
+    if overrides:
+        config = apply_overrides(config, overrides)
+        check_experiment(config, f"{path} with --set")
     return config
+
+
+def apply_overrides(config: ExperimentConfig, entries: Sequence[str]) -> ExperimentConfig:
+    """``config`` with ``KEY=VALUE`` entries for its top-level settings, each value a
+    Python literal (``seeds=3``, ``seeds=[0, 5]``, ``world=None``) or else a string,
+    checked as the file's values are."""
+    hints = typing.get_type_hints(ExperimentConfig)
+    settable = [name for name in hints if name not in ("presets", "agents", "smoke")]
+    changes = {}
+    for entry in entries:
+        key, equals, text = (part.strip() for part in entry.partition("="))
+        if not equals or key not in settable:
+            raise ConfigError(f"--set {entry!r}: give KEY=VALUE with KEY one of {', '.join(settable)}")
+        try:
+            value = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            value = text
+        changes[key] = _convert(hints[key], value, f"--set {key}")
+    return replace(config, **changes)
 
 
 def check_experiment(config: ExperimentConfig, where: str) -> None:
     """A ConfigError naming ``where`` and the key for anything a run would reject."""
     if not config.presets or not config.agents:
         raise ConfigError(f"{where}: an experiment needs at least one [[presets]] and one [[agents]] table")
+    if isinstance(config.seeds, int) and config.seeds < 1:
+        raise ConfigError(f"{where}: seeds: a count of seeds must be >= 1, got {config.seeds}")
     seeds = config.seed_list()
     if not seeds:
         raise ConfigError(f"{where}: seeds: give at least one seed")
@@ -222,7 +254,7 @@ def check_experiment(config: ExperimentConfig, where: str) -> None:
     try:
         resolve_device(config.device)
     except ConfigError as exc:
-        raise ConfigError(f"{where}: device: {exc}") from exc
+        raise ConfigError(f"{where}: device: {str(exc).removeprefix('--device: ')}") from exc
     presets = expand_presets(config.presets, where)
     agents = expand_agents(config.agents, where)
     for kind, labels in (("preset", [p.label for p in presets]), ("agent", [a.label for a in agents])):
@@ -279,20 +311,25 @@ def expand_agents(agents: list[AgentSpec], where: str = "agents") -> list[AgentS
 
 
 def expand_runs(config: ExperimentConfig) -> list[RunSpec]:
-    """Every (preset, agent, seed) run, preset-major, then agent, then seed."""
+    """Every (preset, agent, seed) run, preset-major, then agent, then seed.
+
+    The training budget and learning-curve settings of an agent that does not train
+    first are 0: they do not change its numbers, so a rerun with a larger budget keeps
+    its finished runs."""
     runs = []
     for preset in expand_presets(config.presets):
         for agent in expand_agents(config.agents):
+            trains = AGENTS[agent.name].trains_before_evaluation
             for seed in config.seed_list():
                 run = AgentRun(
                     env=preset.env,
                     agent=agent.name,
                     seed=seed,
                     episodes=config.episodes,
-                    train_slates=agent.train_slates or config.train_slates,
+                    train_slates=(agent.train_slates or config.train_slates) if trains else 0,
                     num_envs=config.num_envs,
-                    curve_points=config.curve_points,
-                    curve_episodes=config.curve_episodes,
+                    curve_points=config.curve_points if trains else 0,
+                    curve_episodes=config.curve_episodes if trains else 0,
                     env_options=preset.options,
                     agent_options=agent.options,
                 )

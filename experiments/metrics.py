@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 GROUP_KEYS = ("preset", "agent", "seed")
+# The agent name (and, in a ``shopgym run`` directory, the label) of the regret reference.
 REFERENCE = "planning-oracle"
 
 # The metric columns of per_seed_metrics that the report tables show, in order.
@@ -54,6 +55,16 @@ def group_keys(frame: pd.DataFrame) -> list[str]:
     return [key for key in GROUP_KEYS if key in frame.columns]
 
 
+def regret_reference(agents: list[dict]) -> str | None:
+    """The label of the regret reference among an experiment's ``agents``
+    (experiment.json's list of dicts with ``label`` and ``name``): the first agent whose
+    name is the planning oracle, whatever its label; None where there is none."""
+    for agent in agents:
+        if agent.get("name") == REFERENCE:
+            return str(agent["label"])
+    return None
+
+
 def position_columns(episodes: pd.DataFrame) -> list[tuple[int, str]]:
     """The (position, column) of each ``clicks_p{position}`` column, by position."""
     found = [(int(match[1]), name) for name in episodes.columns if (match := _POSITION.fullmatch(name))]
@@ -64,7 +75,7 @@ def per_seed_metrics(
     episodes: pd.DataFrame,
     items: pd.DataFrame | None = None,
     catalogue_sizes: Mapping[str, int] | int | None = None,
-    reference: str = REFERENCE,
+    reference: str | None = REFERENCE,
 ) -> pd.DataFrame:
     """One row per group of the keys among ("preset", "agent", "seed") in ``episodes``
     (in first-seen order; a frame without keys is one group) and its metrics.
@@ -75,7 +86,8 @@ def per_seed_metrics(
             ``episodes`` (an experiment directory's items.csv); ``None``: no coverage.
         catalogue_sizes: the catalogue size per preset label, or one size for every
             group; needed with ``items``.
-        reference: the agent label regret is measured to.
+        reference: the agent label regret is measured to (:func:`regret_reference`
+            of an experiment's agents); ``None``: no regret.
 
     Returns:
         The keys, ``episodes`` (count), then those of :data:`METRICS` whose inputs are
@@ -90,8 +102,11 @@ def per_seed_metrics(
           a record is NaN (the ILD of one-item slates).
         - ``coverage``: distinct items shown / catalogue size (NaN for a group that
           ``items`` lacks).
-        - ``regret``: the reference agent's mean return minus this group's, for the same
-          preset and seed; 0 for the reference itself, NaN where it has no such seed.
+        - ``regret``: the reference agent's mean return minus this group's, paired by
+          preset and seed (the same evaluation seed): a difference of means per seed,
+          not per shopper (only the first ``num_envs`` sessions of a seed share their
+          shoppers; later ones come from a stream whose position depends on when
+          sessions end). 0 for the reference itself, NaN where it has no such seed.
           Left out when the reference agent is not in ``episodes``.
 
     Raises:
@@ -122,7 +137,7 @@ def per_seed_metrics(
     for position, column in positions:
         scores[f"ctr_p{position}"] = grouped[column].sum() / slates
     scores = scores.reset_index()
-    if "agent" in keys and (scores["agent"] == reference).any():
+    if reference is not None and "agent" in keys and (scores["agent"] == reference).any():
         scores["regret"] = _reference_returns(scores, keys, reference) - scores["return"]
     metrics = [name for name in METRICS if name in scores.columns]
     return scores[[*keys, "episodes", *metrics, *(f"ctr_p{position}" for position, _ in positions)]]
@@ -160,7 +175,7 @@ def _coverage(
 
 def _reference_returns(scores: pd.DataFrame, keys: list[str], reference: str) -> pd.Series:
     """(rows of ``scores``) the reference agent's mean return for each row's preset and
-    seed (NaN where it has none)."""
+    seed, paired by seed, not by shopper (NaN where it has none)."""
     match = [key for key in keys if key != "agent"]
     own = scores[scores["agent"] == reference]
     if not match:

@@ -13,18 +13,22 @@ into ``RUN_DIR/figures/``, each as a PNG and an SVG of the same stem.
 
 from __future__ import annotations
 
+import io
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
+import matplotlib
 import numpy as np
 import pandas as pd
 import tyro
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from shopgym.experiments.atomic import atomic_write
+from shopgym.experiments.metrics import METRIC_LABELS, METRICS, per_position_ctr
 from shopgym.experiments.stats import mean_interval
 from shopgym.simulator.errors import ConfigError, DataError
 
@@ -58,16 +62,25 @@ def agent_line_styles(labels: Sequence[str]) -> dict[str, str]:
 
 
 def save_figure(figure: Figure, path: str | Path) -> list[Path]:
-    """Save ``figure`` as ``path`` with the suffixes .png and .svg; returns both paths."""
+    """Save ``figure`` as ``path`` with the suffixes .png and .svg; returns both paths.
+
+    Each file is rendered in memory and written atomically, so that a report or a
+    reader never finds a half-written figure."""
     path = Path(path)
-    written = []
-    for suffix in (".png", ".svg"):
-        target = path.with_suffix(suffix)
-        # No date in the metadata: a redraw of the same data writes the same SVG bytes.
-        metadata = {"Date": None} if suffix == ".svg" else None
-        figure.savefig(target, metadata=metadata)
-        written.append(target)
-    return written
+    return [_write_figure(figure, path.with_suffix(suffix)) for suffix in (".png", ".svg")]
+
+
+def _write_figure(figure: Figure, path: Path) -> Path:
+    """Render ``figure`` in memory in the format of ``path``'s suffix, then write it
+    atomically (no reader ever sees half a file); returns ``path``."""
+    file_format = path.suffix.lstrip(".").lower() or "png"
+    # No date in the metadata and a fixed salt for the SVG's element ids (random by
+    # default): a redraw of the same data writes the same SVG bytes.
+    metadata = {"Date": None} if file_format == "svg" else None
+    buffer = io.BytesIO()
+    with matplotlib.rc_context({"svg.hashsalt": "shopgym"}):
+        figure.savefig(buffer, format=file_format, metadata=metadata)
+    return atomic_write(path, buffer.getvalue())
 
 
 # Reward curves: return against evaluation episodes (online learners learn there).
@@ -132,9 +145,7 @@ def plot_reward_curves(
 ) -> Path:
     """Write the reward curves (:func:`reward_curve_figure`) to ``path``, in the format
     of its suffix (a PNG for ``shopgym run``'s reward_curve.png)."""
-    path = Path(path)
-    reward_curve_figure(episodes, colours, title).savefig(path)
-    return path
+    return _write_figure(reward_curve_figure(episodes, colours, title), Path(path))
 
 
 # Learning curves: held-out return against training slates, for agents that train first.
@@ -175,10 +186,39 @@ def learning_curves(curves: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=[*keys, "steps", "mean", "low", "high", "seeds"])
 
 
+def final_returns(scores: pd.DataFrame, untrained: Collection[str] = ()) -> pd.DataFrame:
+    """Mean final return over seeds per agent (and preset), for the level lines of the
+    learning-curve figure.
+
+    Args:
+        scores: per-seed metrics (scores.csv: ``[preset,] agent, seed, return, ...``).
+        untrained: the agents that do not train before evaluation; the others' lines say
+            "final return" only, as they train but have no learning curve.
+
+    Returns:
+        Columns ``[preset,] agent, mean, label``; ``label`` is the legend entry, e.g.
+        "popularity (no training)".
+    """
+    keys = _group_keys(scores)
+    levels = scores.groupby(keys, sort=False)["return"].mean().rename("mean").reset_index()
+    levels["label"] = [
+        f"{agent} (no training)" if agent in untrained else f"{agent} (final return)"
+        for agent in levels["agent"]
+    ]
+    return levels
+
+
 def learning_curve_figure(
-    curves: pd.DataFrame, colours: dict[str, str] | None = None, title: str = "", presets: Sequence[str] = ()
+    curves: pd.DataFrame,
+    colours: dict[str, str] | None = None,
+    title: str = "",
+    presets: Sequence[str] = (),
+    levels: pd.DataFrame | None = None,
 ) -> Figure:
-    """Held-out return against training slates, one line and 95% band per agent, one panel per preset."""
+    """Held-out return against training slates, one line and 95% band per agent, one
+    panel per preset. ``levels`` (:func:`final_returns`): a dashed horizontal line at
+    the mean final return of each agent that has no curve in a panel, so that the
+    curves can be read against the agents that do not train."""
     seeds = curves.groupby(_group_keys(curves))["seed"].nunique().min()
     return _band_figure(
         learning_curves(curves),
@@ -189,6 +229,7 @@ def learning_curve_figure(
         colours=colours,
         presets=presets,
         marker="o",
+        levels=levels,
     )
 
 
@@ -197,9 +238,7 @@ def plot_learning_curves(
 ) -> Path:
     """Write the learning curves (:func:`learning_curve_figure`) to ``path``, in the
     format of its suffix (a PNG for ``shopgym run``'s learning_curve.png)."""
-    path = Path(path)
-    learning_curve_figure(curves, colours, title).savefig(path)
-    return path
+    return _write_figure(learning_curve_figure(curves, colours, title), Path(path))
 
 
 # Per-position CTR: clicks per slate at each slate position.
@@ -213,10 +252,6 @@ def position_ctr_figure(
 ) -> Figure | None:
     """CTR by slate position, mean and 95% band over seeds per agent, one panel per
     preset; None where the episodes have no per-position clicks."""
-    try:
-        from shopgym.experiments.metrics import per_position_ctr
-    except ImportError:  # metrics.py is younger than this module: no figure without it
-        return None
     per_seed = per_position_ctr(episodes)  # [preset,] agent, seed, position (0 = top), ctr
     if per_seed.empty:
         return None
@@ -250,24 +285,13 @@ def position_ctr_figure(
 def summary_metrics(summary: pd.DataFrame) -> list[str]:
     """The metrics of a summary table to show: those of
     ``shopgym.experiments.metrics.METRICS`` (in its order) that have ``m``, ``m_low`` and
-    ``m_high`` columns; where that module is missing, every such column of the table."""
-    present = [c for c in summary.columns if f"{c}_low" in summary.columns and f"{c}_high" in summary.columns]
-    present = [c for c in present if not c.endswith("_iqm")]
-    try:
-        from shopgym.experiments.metrics import METRICS
-    except ImportError:  # metrics.py is younger than this module: do without its list
-        return present
-    # The summary's other columns (per-position CTR, episode counts) are in the figures.
-    return [m for m in METRICS if m in present]
+    ``m_high`` columns. The summary's other columns (per-position CTR, episode counts)
+    are in the figures."""
+    return [m for m in METRICS if {m, f"{m}_low", f"{m}_high"} <= set(summary.columns)]
 
 
 def metric_labels() -> dict[str, str]:
-    """Metric name -> label for tables and axes: ``metrics.METRIC_LABELS`` where that
-    module exists, else the labels of the three metrics that ``shopgym run`` reports."""
-    try:
-        from shopgym.experiments.metrics import METRIC_LABELS
-    except ImportError:
-        return {"return": "return", "ctr": "CTR (clicks/slate)", "purchases": "purchases/session"}
+    """Metric name -> label for tables and axes (``metrics.METRIC_LABELS``)."""
     return dict(METRIC_LABELS)
 
 
@@ -390,7 +414,8 @@ def read_table(path: str | Path) -> pd.DataFrame | None:
 def draw_experiment(run_dir: str | Path) -> dict[str, Figure]:
     """Every figure that the CSV files of ``run_dir`` allow, by file stem:
 
-    - ``learning_curves`` (curves.csv): held-out return against training slates;
+    - ``learning_curves`` (curves.csv): held-out return against training slates, with
+      the mean final return (scores.csv) of each agent without a curve as a dashed line;
     - ``final_scores`` (summary.csv): mean and IQM of return, CTR and regret with intervals;
     - ``reward_curves`` (episodes.csv): return against evaluation episodes;
     - ``position_ctr`` (episodes.csv with ``clicks_p*`` columns): CTR by slate position.
@@ -403,6 +428,7 @@ def draw_experiment(run_dir: str | Path) -> dict[str, Figure]:
     episodes = read_table(run_dir / "episodes.csv")
     curves = read_table(run_dir / "curves.csv")
     summary = read_table(run_dir / "summary.csv")
+    scores = read_table(run_dir / "scores.csv")
     if episodes is None and summary is None:
         raise DataError(
             f"{run_dir} holds neither episodes.csv nor summary.csv: not a run or experiment directory"
@@ -410,8 +436,11 @@ def draw_experiment(run_dir: str | Path) -> dict[str, Figure]:
     agents = agent_order(run_dir, summary, episodes, curves)
     presets = preset_order(run_dir, summary, episodes, curves)
     colours = agent_colours(agents)
+    experiment = read_json(run_dir / "experiment.json") or {}
+    untrained = {str(a["label"]) for a in experiment.get("agents", []) if a.get("train_slates") is None}
+    levels = None if scores is None or scores.empty else final_returns(scores, untrained)
     candidates = {
-        "learning_curves": lambda: learning_curve_figure(curves, colours, presets=presets),
+        "learning_curves": lambda: learning_curve_figure(curves, colours, presets=presets, levels=levels),
         "final_scores": lambda: final_score_figure(summary, colours, agents=agents, presets=presets),
         "reward_curves": lambda: reward_curve_figure(episodes, colours, presets=presets),
         "position_ctr": lambda: position_ctr_figure(episodes, colours, presets=presets),
@@ -469,9 +498,12 @@ def _band_figure(
     colours: dict[str, str] | None = None,
     presets: Sequence[str] = (),
     marker: str = "",
+    levels: pd.DataFrame | None = None,
 ) -> Figure:
     """One line (``mean`` against ``x``) and its ``low``..``high`` band per agent, in one
-    panel per preset (the summary's ``preset`` column; one panel without it)."""
+    panel per preset (the summary's ``preset`` column; one panel without it). An agent
+    without a line in a panel but with a row of ``levels`` (``[preset,] agent, mean,
+    label``) gets a dashed horizontal line at its ``mean`` there."""
     colours = colours or agent_colours(_unique(summary["agent"]))
     styles = agent_line_styles(list(colours))
     presets = _presets(summary, presets)
@@ -481,10 +513,21 @@ def _band_figure(
     axes = figure.subplots(rows, columns, squeeze=False).ravel()
     handles: dict[str, Line2D] = {}
     for axis, preset in zip(axes, presets, strict=False):
-        panel = summary if preset is None else summary[summary["preset"] == preset]
+        panel = _panel(summary, preset)
+        flat = _panel(levels, preset) if levels is not None else None
         for agent in colours:
             curve = panel[panel["agent"] == agent]
             if curve.empty:
+                level = flat[flat["agent"] == agent] if flat is not None else None
+                if level is not None and not level.empty:
+                    line = axis.axhline(
+                        level["mean"].iloc[0],
+                        color=colours[agent],
+                        linestyle="--",
+                        linewidth=1.4,
+                        label=level["label"].iloc[0],
+                    )
+                    handles.setdefault(agent, line)
                 continue
             (line,) = axis.plot(
                 curve[x],
@@ -508,10 +551,20 @@ def _band_figure(
     for axis in axes[len(presets) :]:
         axis.set_visible(False)
     figure.suptitle(title, fontsize=10)
-    # One legend for all panels, right of them, in the experiment's order.
+    # One legend for all panels, right of them, in the experiment's order; the figure
+    # widens by the legend's width (estimated from its longest label, about 0.06 inch a
+    # character at 8 points) so that long labels neither cover nor squeeze the panels.
+    longest = max((len(str(line.get_label())) for line in handles.values()), default=0)
+    legend_width = max(1.6, 0.5 + 0.06 * longest)
+    figure.set_figwidth(4.6 * columns + 0.2 + legend_width)
     figure.legend(handles=list(handles.values()), loc="center right", frameon=False, fontsize=8)
-    figure.tight_layout(rect=(0, 0, 1 - 1.6 / figure.get_figwidth(), 1))
+    figure.tight_layout(rect=(0, 0, 1 - legend_width / figure.get_figwidth(), 1))
     return figure
+
+
+def _panel(frame: pd.DataFrame, preset: str | None) -> pd.DataFrame:
+    """The rows of ``frame`` in the panel of ``preset`` (all of them without presets)."""
+    return frame if preset is None or "preset" not in frame.columns else frame[frame["preset"] == preset]
 
 
 def _group_keys(frame: pd.DataFrame) -> list[str]:

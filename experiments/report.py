@@ -6,8 +6,10 @@ made again anywhere the directory is copied. The HTML page is self-contained: it
 is inline, its figures are embedded as base64 PNGs, it loads nothing, and all text in
 it is escaped. The Markdown file links the figures in ``figures/``.
 
-The report is built once as a list of blocks (headings, paragraphs, tables, figures,
-collapsed JSON) that two renderers write out, so that both files say the same.
+The figures are redrawn from the tables each time, so that a report never shows figures
+of older tables beside newer ones. The report is built once as a list of blocks
+(headings, paragraphs, tables, figures, collapsed JSON) that two renderers write out, so
+that both files say the same.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import base64
 import html
 import json
 import re
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +28,8 @@ import numpy as np
 import pandas as pd
 import tyro
 
+from shopgym.experiments.atomic import atomic_write
+from shopgym.experiments.metrics import REFERENCE, regret_reference
 from shopgym.experiments.plots import (
     agent_order,
     metric_labels,
@@ -36,13 +41,13 @@ from shopgym.experiments.plots import (
 )
 from shopgym.simulator.errors import ConfigError, DataError
 
-REFERENCE = "planning-oracle"  # the label of the regret reference, as in metrics.py
 # The figures of plots.draw_experiment, in the report's order, with what they show.
 FIGURE_CAPTIONS = {
     "final_scores": "Final scores on held-out shoppers: mean over seeds (filled circle) and IQM (hollow "
     "diamond, where the summary has it), each with its 95% interval, from summary.csv.",
     "learning_curves": "Learning curves of the agents that train before evaluation: return on held-out "
-    "shoppers against training slates, mean and 95% Student-t interval over seeds.",
+    "shoppers against training slates, mean and 95% Student-t interval over seeds. A dashed line marks "
+    "the mean final return (scores.csv) of each agent without a learning curve.",
     "reward_curves": "Return against evaluation episodes on held-out shoppers (agents that learn online "
     "learn here), mean and 95% Student-t interval over seeds.",
     "position_ctr": "CTR at each slate position (clicks there per slate shown), mean and 95% Student-t "
@@ -119,20 +124,21 @@ def report_command(config: ReportConfig) -> tuple[Path, Path]:
 
 
 def write_report(run_dir: str | Path) -> tuple[Path, Path]:
-    """Write ``run_dir/report.md`` and ``run_dir/report.html``; returns their paths.
+    """Write ``run_dir/report.md`` and ``run_dir/report.html`` (each atomically);
+    returns their paths.
 
-    The figures are drawn first (:func:`~shopgym.experiments.plots.plot_experiment`)
-    when ``run_dir/figures`` holds none."""
+    The figures are (re)drawn first (:func:`~shopgym.experiments.plots.plot_experiment`),
+    always: figures drawn before the tables last changed (a comparison extended by
+    seeds) would not show what the tables say."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise ConfigError(f"{run_dir} is not a directory")
-    if not any((run_dir / "figures").glob("*.png")):
-        plot_experiment(run_dir)
+    plot_experiment(run_dir)
     blocks = build_report(run_dir)
     title = blocks[0].text if blocks and isinstance(blocks[0], Heading) else "shopgym report"
     markdown, page = run_dir / "report.md", run_dir / "report.html"
-    markdown.write_text(render_markdown(blocks))
-    page.write_text(render_html(blocks, title, run_dir / "figures"))
+    atomic_write(markdown, render_markdown(blocks))
+    atomic_write(page, render_html(blocks, title, run_dir / "figures"))
     return markdown, page
 
 
@@ -149,10 +155,17 @@ def build_report(run_dir: str | Path) -> list[Block]:
     agents = agent_order(run_dir, summary, episodes)
     presets = preset_order(run_dir, summary, episodes)
     runs = _runs(run_dir, agents, presets)
+    # The regret reference: the planning oracle by agent name in an experiment (its label
+    # may differ); a shopgym run directory's labels are the agent names.
+    if experiment is not None:
+        reference = regret_reference(experiment.get("agents", []))
+    else:
+        reference = REFERENCE if REFERENCE in agents else None
 
     blocks: list[Block] = []
     if experiment is not None:
         blocks += _experiment_header(experiment)
+        blocks += _provenance_section(experiment, runs)
         blocks += _worlds_section(_worlds_of_experiment(run_dir, experiment))
     elif config is not None:
         blocks += _run_header(config)
@@ -162,9 +175,10 @@ def build_report(run_dir: str | Path) -> list[Block]:
         blocks.append(Heading(f"shopgym report: {run_dir.name}", 1))
     if summary is not None:
         blocks += _results_section(summary, agents, presets, experiment is not None)
+    blocks += _overall_section(read_table(run_dir / "overall.csv"), agents, reference)
     blocks += _improvement_section(read_table(run_dir / "improvement.csv"), agents, presets)
     if summary is not None:
-        blocks += _regret_section(summary, agents, presets)
+        blocks += _regret_section(summary, agents, presets, reference)
     blocks += _training_section(runs, agents)
     blocks += _wall_time_section(runs, agents)
     blocks += _figures_section(run_dir / "figures")
@@ -179,7 +193,6 @@ def _experiment_header(experiment: dict) -> list[Block]:
     blocks: list[Block] = [Heading(f"Experiment {name}", 1)]
     if experiment.get("description"):
         blocks.append(Text(str(experiment["description"])))
-    code = experiment.get("code") or {}
     resolved = experiment.get("experiment") or {}
     facts = [
         f"Seeds: {_join(experiment.get('seeds', []))}",
@@ -194,10 +207,6 @@ def _experiment_header(experiment: dict) -> list[Block]:
             if key in resolved
         ),
         f"Device: {experiment.get('device', '?')}",
-        "Code: "
-        + ", ".join(
-            f"{key} {_short(code[key])}" for key in ("version", "commit", "dirty", "source") if key in code
-        ),
     ]
     if experiment.get("versions"):
         facts.append("Versions: " + ", ".join(f"{k} {v}" for k, v in experiment["versions"].items()))
@@ -246,6 +255,70 @@ def _experiment_header(experiment: dict) -> list[Block]:
                 Collapsed(f"Shopper configuration of preset {preset.get('label')}", preset["shopper_config"])
             )
     return blocks
+
+
+def _provenance_section(experiment: dict, runs: list[dict]) -> list[Block]:
+    """The code each run was made with (its config.json) and every invocation of the
+    comparison (experiment.json and its ``history``): a resumed or extended comparison
+    can hold runs of several code versions."""
+    codes: dict[str, dict] = {}  # distinct code dicts, in the order of the runs' folders
+    counts: Counter[str] = Counter()
+    for run in runs:
+        key = json.dumps(run["code"], sort_keys=True, default=str)
+        codes.setdefault(key, run["code"])
+        counts[key] += 1
+    blocks: list[Block] = [Heading("Provenance")]
+    if codes:
+        blocks.append(
+            Table(
+                ("version", "source hash", "commit", "uncommitted changes", "runs"),
+                tuple((*_code_cells(code), str(counts[key])) for key, code in codes.items()),
+                caption="Code versions of the runs (runs/*/config.json)",
+            )
+        )
+    invocations = [*experiment.get("history", []), experiment]
+    rows = []
+    for number, invocation in enumerate(invocations, 1):
+        if not isinstance(invocation, dict):
+            continue
+        command = invocation.get("command")
+        rows.append(
+            (
+                str(number),
+                str(invocation.get("written", "?")),
+                " ".join(str(part) for part in command) if isinstance(command, list) else str(command or "?"),
+                _join(invocation.get("seeds", [])),
+                str(invocation.get("device", "?")),
+                *_code_cells(invocation.get("code") or {}),
+            )
+        )
+    blocks.append(
+        Table(
+            (
+                "#",
+                "written",
+                "command",
+                "seeds",
+                "device",
+                "version",
+                "source hash",
+                "commit",
+                "uncommitted changes",
+            ),
+            tuple(rows),
+            caption="Invocations of the comparison, first to last (experiment.json and its history)",
+        )
+    )
+    return blocks
+
+
+def _code_cells(code: dict) -> tuple[str, ...]:
+    """Version, source hash, commit and dirty flag (yes/no) of a ``code`` dict, "?" where unknown."""
+    dirty = {True: "yes", False: "no"}.get(code.get("dirty"), "?")
+    return (
+        *("?" if code.get(key) is None else _short(code[key]) for key in ("version", "source", "commit")),
+        dirty,
+    )
 
 
 def _run_header(config: dict) -> list[Block]:
@@ -446,16 +519,52 @@ def _improvement_section(
     return blocks
 
 
-def _regret_section(summary: pd.DataFrame, agents: list[str], presets: list[str]) -> list[Block]:
+def _overall_section(overall: pd.DataFrame | None, agents: list[str], reference: str | None) -> list[Block]:
+    """overall.csv (an experiment of several presets with a planning oracle): per agent,
+    the IQM over every preset and seed of its return as a fraction of the oracle's."""
+    if overall is None or overall.empty:
+        return []
+    order = [a for a in agents if a in set(overall["agent"])]
+    table = overall.set_index("agent")
+    rows = tuple(
+        (
+            agent,
+            _interval(
+                float(table.loc[agent, "oracle_fraction_iqm"]),
+                float(table.loc[agent, "oracle_fraction_iqm_low"]),
+                float(table.loc[agent, "oracle_fraction_iqm_high"]),
+            ),
+            str(table.loc[agent, "presets"]),
+            str(table.loc[agent, "seeds"]),
+        )
+        for agent in order
+    )
+    return [
+        Heading("All presets: fraction of the planning oracle's return (IQM, 95% stratified bootstrap)"),
+        Text(
+            "Per preset and seed, the agent's return divided by the mean return of the planning oracle "
+            f"({reference or REFERENCE}) in that preset; the interquartile mean over all presets and "
+            "seeds, with a 95% bootstrap interval that resamples seeds within each preset. From overall.csv."
+        ),
+        Table(("agent", "IQM [95% CI]", "presets", "seeds"), rows),
+    ]
+
+
+def _regret_section(
+    summary: pd.DataFrame, agents: list[str], presets: list[str], reference: str | None
+) -> list[Block]:
     if "regret" not in summary_metrics(summary):
         return []
     has_iqm = "regret_iqm" in summary.columns
     blocks: list[Block] = [
         Heading("Regret to the planning oracle"),
         Text(
-            f"Per seed, the return of the planning oracle ({REFERENCE}, which plans with the true "
-            "simulator: an upper reference) minus the agent's, on the same held-out shoppers; lower is "
-            "better. Mean [95% CI]" + (" and IQM [95% CI]" if has_iqm else "") + " over seeds."
+            f"Per seed, the mean return of the planning oracle ({reference or REFERENCE}, which plans with "
+            "the true simulator: an upper reference) minus the agent's mean return, paired by preset and "
+            "seed (the same evaluation seed); lower is better. It is a difference of per-seed means, not of "
+            "per-shopper returns: only the first sessions of a seed (one per parallel shopper) meet the same "
+            "shoppers, the later ones come from a stream whose position depends on when sessions end. "
+            "Mean [95% CI]" + (" and IQM [95% CI]" if has_iqm else "") + " over seeds."
         ),
     ]
     headers = ("agent", "mean [95% CI]", *(["IQM [95% CI]"] if has_iqm else []))
@@ -469,7 +578,7 @@ def _regret_section(summary: pd.DataFrame, agents: list[str], presets: list[str]
                 *([_cell(table.loc[agent], "regret_iqm")] if has_iqm else []),
             )
             for agent in agents
-            if agent in table.index and agent != REFERENCE
+            if agent in table.index and agent != reference
         )
         blocks.append(Table(headers, rows, caption="" if preset is None else f"Preset {preset}"))
     return blocks
@@ -568,8 +677,8 @@ def _figures_section(folder: Path) -> list[Block]:
 
 def _runs(run_dir: Path, agents: list[str], presets: list[str]) -> list[dict]:
     """Per finished run: ``name``, ``preset`` (None in a ``shopgym run`` directory),
-    ``agent``, ``seed`` and its ``meta`` (runs/*/meta.json of an experiment, records/*.json
-    of a run)."""
+    ``agent``, ``seed``, its ``meta`` (runs/*/meta.json of an experiment, records/*.json
+    of a run) and its ``code`` (runs/*/config.json's; empty in a run directory)."""
     found = []
     if (run_dir / "runs").is_dir():
         for folder in sorted((run_dir / "runs").iterdir()):
@@ -583,7 +692,16 @@ def _runs(run_dir: Path, agents: list[str], presets: list[str]) -> list[dict]:
             named = named.get("label") if isinstance(named, dict) else named
             agent = str(named or agent)
             preset = str(config.get("preset") or preset)
-            found.append({"name": folder.name, "preset": preset, "agent": agent, "seed": seed, "meta": meta})
+            found.append(
+                {
+                    "name": folder.name,
+                    "preset": preset,
+                    "agent": agent,
+                    "seed": seed,
+                    "meta": meta,
+                    "code": config.get("code") or {},
+                }
+            )
     elif (run_dir / "records").is_dir():
         for path in sorted((run_dir / "records").glob("*__seed*.json")):
             match = re.fullmatch(r"(.+)__seed(\d+)\.json", path.name)
@@ -596,6 +714,7 @@ def _runs(run_dir: Path, agents: list[str], presets: list[str]) -> list[dict]:
                         "agent": match[1],
                         "seed": int(match[2]),
                         "meta": meta,
+                        "code": {},
                     }
                 )
     return found

@@ -33,7 +33,6 @@ from __future__ import annotations
 import ast
 import inspect
 import json
-import os
 import platform
 import re
 import sys
@@ -58,6 +57,7 @@ from shopgym.experiments.agent_run import (
     make_env,
     run_agent,
 )
+from shopgym.experiments.atomic import atomic_write
 from shopgym.experiments.evaluation import RECORD_COLUMNS
 from shopgym.experiments.plots import plot_learning_curves, plot_reward_curves
 from shopgym.experiments.provenance import code_version, device_name
@@ -417,7 +417,7 @@ def _run_one(config: RunConfig, world: World, device: torch.device, name: str, s
     records.insert(0, "agent", name)
     # The .json and the curve first: a records .csv marks the (agent, seed) done, so it is
     # written last.
-    _atomic_write(_record_path(out, name, seed).with_suffix(".json"), json.dumps(meta, indent=2))
+    atomic_write(_record_path(out, name, seed).with_suffix(".json"), json.dumps(meta, indent=2))
     if result.curve is not None:
         curve = result.curve
         curve.insert(0, "seed", seed)
@@ -537,7 +537,7 @@ def _write_or_check_config(
     if not path.is_file():
         if any((out / "records").glob("*.csv")):
             raise ConfigError(f"{out} holds records but no config.json; choose another --out")
-        _atomic_write(path, json.dumps(document, indent=2, default=str))
+        atomic_write(path, json.dumps(document, indent=2, default=str))
         return
     # Resuming: the recorded episodes must mean the same as the new ones would.
     try:
@@ -581,21 +581,11 @@ def _write_or_check_config(
             )
     # The options of every agent run in the directory (those of agents not run now kept).
     document["agent_options"] = recorded_options | options
-    _atomic_write(path, json.dumps(document | {"history": history}, indent=2, default=str))
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    """Write via a temporary file and a rename, so a crash never leaves half a file."""
-    temporary = path.with_name(path.name + ".tmp")
-    try:
-        temporary.write_text(text)
-        os.replace(temporary, path)
-    except OSError as exc:
-        raise ConfigError(f"cannot write {path} ({exc})") from exc
+    atomic_write(path, json.dumps(document | {"history": history}, indent=2, default=str))
 
 
 def _atomic_csv(frame: pd.DataFrame, path: Path) -> None:
-    _atomic_write(path, frame.to_csv(index=False))
+    atomic_write(path, frame.to_csv(index=False))
 
 
 def _print(text: str) -> None:

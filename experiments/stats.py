@@ -8,8 +8,9 @@ and the bootstrap resamples seeds within each preset as its ``StratifiedBootstra
 is done here with numpy, all resamples at once: rliable's bootstrap (through ``arch``) calls the
 statistic once per resample in Python, about 80 µs per resample for an IQM and 400 µs for a
 probability of improvement (0.8 s and 4 s per interval at 10,000 resamples), too slow for a table of
-many agents and metrics or for measuring coverage. Where rliable's bootstrap imports (it needs an
-``arch`` that works with the installed pandas), the tests check that both give the same intervals.
+many agents and metrics or for measuring coverage. The tests check the point estimates against
+``rliable.metrics``; rliable's bootstrap (``rliable.library``) does not import beside pandas 3 (its
+``arch`` dependency fails), so its intervals were compared with these only by hand, through a shim.
 
 Interval methods were chosen by measuring their coverage on synthetic scores (``coverage_report``,
 run with ``python -m shopgym.experiments.stats``; the numbers are in ``docs/statistics.md``).

@@ -33,6 +33,7 @@ import copy
 import hashlib
 import json
 import math
+import os
 import pickle
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -313,12 +314,21 @@ class World:
         return digest.hexdigest()[:16]
 
     def save(self, folder: str | Path) -> Path:
-        """Write ``tensors.pt`` and ``card.json`` into ``folder`` (created if needed)."""
+        """Write ``tensors.pt`` and ``card.json`` into ``folder`` (created if needed).
+
+        Each file is written to a temporary name and renamed, the card last: a save
+        that is killed leaves no card.json (which :meth:`load` needs and readers take
+        as the sign of a saved World) beside a partial ``tensors.pt``."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        torch.save(self._tensors(), folder / "tensors.pt")
         card = {**self.card, "ground_truth": self.ground_truth(), "world_hash": self.hash}
-        (folder / "card.json").write_text(json.dumps(card, indent=2) + "\n")
+        for name, write in (
+            ("tensors.pt", lambda path: torch.save(self._tensors(), path)),
+            ("card.json", lambda path: path.write_text(json.dumps(card, indent=2) + "\n")),
+        ):
+            temporary = folder / f".{name}.tmp"
+            write(temporary)
+            os.replace(temporary, folder / name)
         return folder
 
     @classmethod

@@ -16,8 +16,8 @@ import pytest
 
 from shopgym.experiments import compare as compare_module
 from shopgym.experiments.compare import CompareConfig, compare, directory_lock
-from shopgym.experiments.experiment import expand_runs, load_experiment
-from shopgym.simulator.errors import ConfigError
+from shopgym.experiments.experiment import CONFIGS, expand_runs, experiment_path, load_experiment
+from shopgym.simulator.errors import ConfigError, DataError
 
 from .helpers import run_cli
 
@@ -165,13 +165,79 @@ def test_a_rerun_skips_finished_runs_and_refuses_a_changed_grid(tiny_compare, tm
     history = json.loads((out / "experiment.json").read_text())["history"]
     assert len(history) == 1  # the first invocation, kept
 
+    described = {
+        name: (out / name).read_bytes() for name in ("experiment.json", "experiment.toml", "world.json")
+    }
     changed = _file(tmp_path, TINY.replace("episodes = 12", "episodes = 16"), "changed.toml")
-    with pytest.raises(ConfigError, match="ran run"):
+    with pytest.raises(ConfigError, match=r"run\.episodes 12 where the experiment now has 16"):
         compare(CompareConfig(file=changed, out=out, quiet=True))
-    other_code = {**compare_module.code_version(), "source": "0123456789abcdef"}
-    monkeypatch.setattr(compare_module, "code_version", lambda: other_code)
-    with pytest.raises(ConfigError, match="made by other code"):
+    # Refused before anything was rewritten: the directory still describes its records.
+    assert {name: (out / name).read_bytes() for name in described} == described
+    # A budget that only the agents that train first use: their runs differ, not the others'.
+    more = _file(tmp_path, TINY.replace("train_slates = 120", "train_slates = 240"), "more.toml")
+    old, new = expand_runs(load_experiment(_file(tmp_path))), expand_runs(load_experiment(more))
+    assert [a.run == b.run for a, b in zip(old, new, strict=True)] == [run.agent != "ppo" for run in old]
+    with pytest.raises(ConfigError, match=r"run\.train_slates 120 where the experiment now has 240"):
+        compare(CompareConfig(file=more, out=out, quiet=True))
+    with pytest.raises(ConfigError, match="threads 1 where the experiment now has 2"):
+        compare(CompareConfig(file=_file(tmp_path), out=out, quiet=True, set=("threads=2",)))
+    with monkeypatch.context() as patch:
+        other_code = {**compare_module.code_version(), "source": "0123456789abcdef"}
+        patch.setattr(compare_module, "code_version", lambda: other_code)
+        with pytest.raises(ConfigError, match="made by other code"):
+            compare(CompareConfig(file=_file(tmp_path), out=out, quiet=True))
+    monkeypatch.setattr(compare_module, "library_versions", lambda: {"torch": "0.0", "numpy": "0.0"})
+    with pytest.raises(ConfigError, match=r"made by other libraries .*libraries\.torch"):
         compare(CompareConfig(file=_file(tmp_path), out=out, quiet=True))
+
+
+def test_a_finished_run_that_lost_a_file_is_an_error_not_a_missing_seed(tiny_compare, tmp_path):
+    out = tmp_path / "out"
+    subprocess.run(["cp", "-r", str(tiny_compare), str(out)], check=True)
+    (out / "runs" / "synthetic__ppo__seed1" / "records.csv").unlink()
+    with pytest.raises(DataError, match=r"synthetic__ppo__seed1: the finished run lacks records\.csv"):
+        compare(CompareConfig(file=_file(tmp_path), out=out, quiet=True))
+    (out / "experiment.json").write_text("[]")
+    (out / "runs" / "synthetic__ppo__seed1").rename(tmp_path / "moved")  # now that run is simply not done
+    with pytest.raises(ConfigError, match=r"experiment\.json is not an experiment description"):
+        compare(CompareConfig(file=_file(tmp_path), out=out, quiet=True))
+
+
+def test_the_name_of_a_shipped_experiment_is_its_file_beside_a_folder_of_that_name(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "smoke").mkdir()  # as `shopgym compare smoke --out smoke` leaves it
+    assert experiment_path("smoke") == CONFIGS / "smoke.toml"
+    (tmp_path / "mine.toml").write_text(TINY)
+    assert experiment_path("mine.toml") == Path("mine.toml")
+
+
+def test_a_failed_run_keeps_the_runs_that_finish_meanwhile(tiny_compare, tmp_path):
+    runs = expand_runs(load_experiment(_file(tmp_path)))
+    world = json.loads((tiny_compare / "world.json").read_text())["synthetic"]
+    good = [
+        compare_module.Task(spec.name, compare_module.asdict(spec.run), world["folder"], world["hash"])
+        for spec in runs
+        if spec.agent == "ppo"
+    ]
+    bad = replace(good[0], name="bad", world_hash="0" * 16)  # fails at once, as the others start
+    finished = []
+    with pytest.raises(compare_module.RunFailed, match="run bad failed"):
+        for name, _ in compare_module._local_executor(2)([bad, *good], "cpu", 1):
+            finished.append(name)
+    assert finished  # the run that was going on when "bad" failed was kept
+
+
+def test_a_run_made_by_a_process_with_other_code_is_refused(tiny_compare):
+    folder = tiny_compare / "runs" / "synthetic__ppo__seed1"
+    expected = json.loads((folder / "config.json").read_text())
+    meta = json.loads((folder / "meta.json").read_text())
+    files = {"meta.json": json.dumps(meta)}
+    compare_module._check_worker_code("x", files, expected, allow_code_change=False)  # the same code: fine
+    meta["code"]["source"] = "0123456789abcdef"
+    files = {"meta.json": json.dumps(meta)}
+    with pytest.raises(compare_module.RunFailed, match="install the same shopgym"):
+        compare_module._check_worker_code("x", files, expected, allow_code_change=False)
+    compare_module._check_worker_code("x", files, expected, allow_code_change=True)
 
 
 def test_a_second_comparison_on_the_same_directory_is_refused(tmp_path):
@@ -266,8 +332,9 @@ def test_ray_runs_the_grid_to_the_same_records(tiny_compare, tmp_path):
     finally:
         ray.shutdown()
     assert _outputs(out) == _outputs(tiny_compare)
-    hosts = {json.loads((path / "meta.json").read_text())["host"] for path in (out / "runs").iterdir()}
-    assert hosts  # every run recorded where it ran
+    metas = [json.loads((path / "meta.json").read_text()) for path in (out / "runs").iterdir()]
+    assert {meta["code"]["source"] for meta in metas} == {compare_module.code_version()["source"]}
+    assert all(meta["host"] for meta in metas)  # every run recorded where it ran
 
 
 def test_an_option_the_agent_rejects_stops_the_comparison_before_any_run(tmp_path):
@@ -295,3 +362,21 @@ def test_tensorboard_logs_hold_the_learning_curves_and_final_metrics(tiny_compar
     assert losses == [
         (int(s), pytest.approx(v)) for s, v in zip(training["steps"], training["value_loss"], strict=True)
     ]
+
+
+def test_the_table_over_presets_puts_returns_on_the_oracle_scale():
+    rows = [
+        {
+            "preset": preset,
+            "agent": agent,
+            "seed": seed,
+            "return": scale * (1.0 if agent == "oracle" else 0.5),
+        }
+        for preset, scale in (("a", 10.0), ("b", 2.0))
+        for agent in ("oracle", "x")
+        for seed in range(3)
+    ]
+    overall = compare_module.oracle_fraction_over_presets(pd.DataFrame(rows), "oracle").set_index("agent")
+    assert overall.loc["x", "oracle_fraction_iqm"] == pytest.approx(0.5)
+    assert overall.loc["oracle", "oracle_fraction_iqm"] == pytest.approx(1.0)
+    assert overall.loc["x", "presets"] == 2 and overall.loc["x", "seeds"] == 6

@@ -9,7 +9,13 @@ import pytest
 
 from shopgym.agents import make_agent
 from shopgym.experiments.evaluation import evaluate_detailed
-from shopgym.experiments.metrics import METRIC_LABELS, METRICS, per_position_ctr, per_seed_metrics
+from shopgym.experiments.metrics import (
+    METRIC_LABELS,
+    METRICS,
+    per_position_ctr,
+    per_seed_metrics,
+    regret_reference,
+)
 
 from .helpers import SYNTHETIC_ID
 
@@ -78,12 +84,29 @@ def test_regret_is_to_the_reference_of_the_same_preset_and_seed():
     np.testing.assert_array_equal(scores["regret"], [4.0, 0.0, np.nan, 0.0, np.nan])
     other = per_seed_metrics(_episodes(), reference="x")
     np.testing.assert_array_equal(other["regret"], [0.0, -4.0, 0.0, np.nan, 0.0])
-    # No reference agent at all: no regret column.
+    # No reference agent at all (or none given): no regret column.
     assert "regret" not in per_seed_metrics(_episodes(), reference="nobody").columns
+    assert "regret" not in per_seed_metrics(_episodes(), reference=None).columns
     # Without presets: matched on the seed alone.
     flat = per_seed_metrics(_episodes().drop(columns="preset"))
     assert list(flat["agent"]) == ["x", "planning-oracle", "x", "planning-oracle"]
     assert flat["regret"].iloc[0] == pytest.approx(6.0 - 1.5)
+
+
+def test_the_regret_reference_is_the_planning_oracle_by_name():
+    agents = [
+        {"label": "ppo", "name": "ppo"},
+        {"label": "planning-oracle", "name": "myopic-oracle"},  # a label that misleads
+        {"label": "oracle-deep", "name": "planning-oracle", "options": {"depth": 4}},
+        {"label": "oracle-shallow", "name": "planning-oracle", "options": {"depth": 1}},
+    ]
+    assert regret_reference(agents) == "oracle-deep"  # the first planning oracle
+    assert regret_reference(agents[:2]) is None
+    assert regret_reference([]) is None
+    # Its label is what per_seed_metrics measures regret to.
+    episodes = _episodes().replace({"agent": {"planning-oracle": "oracle-deep"}})
+    scores = per_seed_metrics(episodes, reference=regret_reference(agents))
+    np.testing.assert_array_equal(scores["regret"], [4.0, 0.0, np.nan, 0.0, np.nan])
 
 
 def test_coverage_counts_distinct_items_shown_over_the_catalogue():

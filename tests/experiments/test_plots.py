@@ -14,6 +14,7 @@ import tyro
 from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
 
+from shopgym.experiments import plots
 from shopgym.experiments.plots import (
     PlotConfig,
     agent_colours,
@@ -24,6 +25,7 @@ from shopgym.experiments.plots import (
     plot_experiment,
     plot_reward_curves,
     reward_curves,
+    save_figure,
 )
 from shopgym.experiments.stats import mean_interval
 from shopgym.simulator.errors import ConfigError, DataError
@@ -126,12 +128,14 @@ def experiment(drawn) -> Path:
 
 
 def _agent_line_colours(figure: Figure, labels: Sequence[str]) -> dict[str, set[str]]:
-    """Agent label -> the colours of the lines drawn for it (legend entries left out)."""
+    """Agent label -> the colours of the lines drawn for it (legend entries left out); a
+    level line's label "ppo (no training)" counts for "ppo"."""
     found: dict[str, set[str]] = {}
     for axis in figure.axes:
         for line in axis.get_lines():
-            if line.get_label() in labels:
-                found.setdefault(line.get_label(), set()).add(to_hex(line.get_color()))
+            agent = str(line.get_label()).split(" (")[0]
+            if agent in labels:
+                found.setdefault(agent, set()).add(to_hex(line.get_color()))
     return found
 
 
@@ -168,9 +172,8 @@ def test_each_agent_has_one_colour_in_every_figure(experiment):
     colours = agent_colours(AGENTS)
     for name, figure in figures.items():
         found = _agent_line_colours(figure, AGENTS)
-        # Learning curves: only the agent that trains with curve points (ppo); the others: all.
-        expected = ("ppo",) if name == "learning_curves" else AGENTS
-        assert set(found) == set(expected), name
+        # Every agent, in the learning curves as a curve (ppo) or as a level line (the others).
+        assert set(found) == set(AGENTS), name
         for label, seen in found.items():
             assert seen == {colours[label]}, (name, label)
         if name != "final_scores":  # one panel per preset
@@ -178,6 +181,55 @@ def test_each_agent_has_one_colour_in_every_figure(experiment):
     # The SVG files carry the same colours: ppo's blue is in all of them.
     for path in (experiment / "figures").glob("*.svg"):
         assert colours["ppo"] in path.read_text(), path.name
+
+
+def test_agents_without_a_learning_curve_have_a_dashed_line_at_their_final_return(experiment):
+    figure = draw_experiment(experiment)["learning_curves"]
+    scores = pd.read_csv(experiment / "scores.csv")
+    colours = agent_colours(AGENTS)
+    panels = [axis for axis in figure.axes if axis.get_visible()]
+    assert [axis.get_title() for axis in panels] == [f"preset {preset}" for preset in PRESETS]
+    for axis, preset in zip(panels, PRESETS, strict=True):
+        levels = {line.get_label(): line for line in axis.get_lines() if line.get_linestyle() == "--"}
+        # bpr-mf trains but has no curve; the planning oracle does not train.
+        assert set(levels) == {"bpr-mf (final return)", "planning-oracle (no training)"}
+        for label, line in levels.items():
+            agent = label.split(" (")[0]
+            mine = scores[(scores["preset"] == preset) & (scores["agent"] == agent)]
+            assert list(line.get_ydata()) == pytest.approx([mine["return"].mean()] * 2)
+            assert to_hex(line.get_color()) == colours[agent]
+    # One legend entry per agent, in the experiment's order.
+    (legend,) = figure.legends
+    assert [text.get_text() for text in legend.get_texts()] == [
+        "ppo",
+        "bpr-mf (final return)",
+        "planning-oracle (no training)",
+    ]
+
+
+def test_save_figure_writes_whole_files_with_the_same_bytes_each_time(experiment, tmp_path, monkeypatch):
+    figure = draw_experiment(experiment)["final_scores"]
+    written = {}
+
+    def recording(path, content):
+        written[Path(path).name] = content
+        return atomic_write(path, content)
+
+    atomic_write = plots.atomic_write
+    monkeypatch.setattr(plots, "atomic_write", recording)
+    (tmp_path / "first").mkdir()
+    paths = save_figure(figure, tmp_path / "first" / "scores")
+    assert paths == [tmp_path / "first" / "scores.png", tmp_path / "first" / "scores.svg"]
+    # Rendered in memory, then written atomically: the files are the bytes written.
+    assert set(written) == {"scores.png", "scores.svg"}
+    assert all(path.read_bytes() == written[path.name] for path in paths)
+    assert written["scores.png"].startswith(b"\x89PNG\r\n\x1a\n")
+    assert sorted(path.name for path in (tmp_path / "first").iterdir()) == ["scores.png", "scores.svg"]
+    # A redraw of the same data: the same bytes (no date, fixed SVG ids).
+    (tmp_path / "second").mkdir()
+    again = save_figure(draw_experiment(experiment)["final_scores"], tmp_path / "second" / "scores")
+    for first, second in zip(paths, again, strict=True):
+        assert first.read_bytes() == second.read_bytes(), first.name
 
 
 def test_learning_curve_points_pool_the_seeds_nth_points():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import html
 import json
 import re
@@ -10,9 +11,13 @@ import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import tyro
 
+from shopgym.experiments import plots
+from shopgym.experiments import report as report_module
+from shopgym.experiments.plots import plot_experiment
 from shopgym.experiments.report import ReportConfig, report_command, write_report
 from shopgym.simulator.errors import ConfigError, DataError
 
@@ -76,6 +81,7 @@ def test_the_markdown_says_what_was_run_and_what_came_out(report):
         "Results",
         "Probability of improvement",
         "Regret to the planning oracle",
+        "Provenance",
         "What each agent was trained on",
         "Wall times",
         "Figures",
@@ -93,9 +99,16 @@ def test_the_markdown_says_what_was_run_and_what_came_out(report):
     # What the static recommender was trained on: its log and the logging policy.
     bpr_row = next(line for line in markdown.splitlines() if line.startswith("| bpr-mf | bpr-mf | 200 |"))
     assert "uniformly random slates" in bpr_row and "clicks: 24" in bpr_row
-    # Regret: the reference itself is not listed.
+    # Regret: the reference itself is not listed; paired by seed, not by shopper.
     regret = markdown.split("## Regret to the planning oracle")[1].split("## ")[0]
     assert "| ppo |" in regret and "| planning-oracle |" not in regret
+    assert "paired by preset and seed" in regret and "not of per-shopper returns" in regret
+    assert "same held-out shoppers" not in markdown
+    # Provenance: every run made by the one code version of the fake runs, one invocation.
+    provenance = markdown.split("## Provenance")[1].split("## ")[0]
+    runs = len(PRESETS) * len(AGENTS) * 3
+    assert f"| 0.3.0 | 5f1c0ffee0ddba11 | ? | ? | {runs} |" in provenance
+    assert provenance.count("| 1 | ") == 1 and "| 2 | " not in provenance
 
 
 def test_the_html_is_self_contained_and_escaped(report):
@@ -112,9 +125,9 @@ def test_the_html_is_self_contained_and_escaped(report):
     assert "url(" not in text and "@import" not in text
     assert html.escape(DESCRIPTION) in text and DESCRIPTION not in text
     assert page.count("img") == len(FIGURES)
-    # Tables: presets and agents, the World's fit, mean and IQM per preset, P(improvement) and
-    # regret per preset, training and wall times.
-    assert page.count("table") == 2 + 1 + 2 * len(PRESETS) + 2 * len(PRESETS) + 2
+    # Tables: presets and agents, provenance (code versions, invocations), the World's fit, mean
+    # and IQM per preset, P(improvement) and regret per preset, training and wall times.
+    assert page.count("table") == 2 + 2 + 1 + 2 * len(PRESETS) + 2 * len(PRESETS) + 2
     # Folded JSON: the resolved config, each preset's shopper config, each agent's describe().
     assert page.count("details") == 1 + len(PRESETS) + len(AGENTS)
 
@@ -208,12 +221,130 @@ def test_a_shopgym_run_directory_gets_a_smaller_report(tiny_run, tmp_path):
 def test_report_command_parses_the_directory_as_a_positional_argument(report, tmp_path, capsys):
     for name in ("experiment.json", "summary.csv"):
         shutil.copy(report / name, tmp_path)
-    shutil.copytree(report / "figures", tmp_path / "figures")  # drawn already: not redrawn
+    shutil.copytree(report / "figures", tmp_path / "figures")
     config = tyro.cli(ReportConfig, args=[str(tmp_path)])
     assert config == ReportConfig(run_dir=tmp_path)
     assert report_command(config) == (tmp_path / "report.md", tmp_path / "report.html")
     assert "wrote" in capsys.readouterr().out
     assert "## Results" in (tmp_path / "report.md").read_text()
+
+
+def _copy(experiment: Path, target: Path) -> Path:
+    """A copy of an experiment directory without its figures and reports."""
+    shutil.copytree(experiment, target, ignore=shutil.ignore_patterns("figures", "report.*"))
+    return target
+
+
+def test_the_report_redraws_figures_drawn_before_the_tables_changed(report, tmp_path):
+    extended = _copy(report, tmp_path / "extended")
+    write_report(extended)
+    before = (extended / "figures" / "final_scores.png").read_bytes()
+    # The tables change after the figures were drawn (more seeds, say): ppo does better.
+    summary = pd.read_csv(extended / "summary.csv")
+    columns = [c for c in summary.columns if c.startswith("return")]
+    summary.loc[summary["agent"] == "ppo", columns] += 1.0
+    summary.to_csv(extended / "summary.csv", index=False)
+    write_report(extended)
+    # The same figure as one drawn afresh from the new tables, embedded in the page.
+    fresh = _copy(extended, tmp_path / "fresh")
+    plot_experiment(fresh)
+    after = (extended / "figures" / "final_scores.png").read_bytes()
+    assert after != before
+    assert after == (fresh / "figures" / "final_scores.png").read_bytes()
+    assert base64.b64encode(after).decode("ascii") in (extended / "report.html").read_text()
+
+
+def test_the_report_and_its_figures_are_written_atomically(report, tmp_path, monkeypatch):
+    copy = _copy(report, tmp_path / "copy")
+    written = []
+
+    def recording(path, content):
+        written.append(Path(path))
+        return atomic_write(path, content)
+
+    atomic_write = report_module.atomic_write
+    monkeypatch.setattr(report_module, "atomic_write", recording)
+    monkeypatch.setattr(plots, "atomic_write", recording)
+    write_report(copy)
+    figures = [copy / "figures" / f"{stem}.{suffix}" for stem in FIGURES for suffix in ("png", "svg")]
+    assert sorted(written) == sorted([*figures, copy / "report.md", copy / "report.html"])
+    assert sorted(copy.glob("**/.*.tmp")) == []
+
+
+def test_the_provenance_lists_every_code_version_and_invocation(report, tmp_path):
+    copy = _copy(report, tmp_path / "copy")
+    # An earlier invocation (2 seeds, older code) made one of the runs.
+    experiment = json.loads((copy / "experiment.json").read_text())
+    earlier = {**experiment, "seeds": [0, 1], "written": "2026-01-01T10:00:00"}
+    earlier["code"] = {"version": "0.2.0", "source": "0ldc0de0ldc0de00", "commit": "ab" * 20, "dirty": True}
+    earlier["command"] = ["shopgym", "compare", "fake.toml", "--set", "seeds=2"]
+    experiment["history"] = [earlier]
+    experiment["command"] = ["shopgym", "compare", "fake.toml"]
+    (copy / "experiment.json").write_text(json.dumps(experiment))
+    run = copy / "runs" / "base__ppo__seed0" / "config.json"
+    run.write_text(json.dumps({**json.loads(run.read_text()), "code": earlier["code"]}))
+    markdown = write_report(copy)[0].read_text()
+    provenance = markdown.split("## Provenance")[1].split("## ")[0]
+    runs = len(PRESETS) * len(AGENTS) * 3
+    assert f"| 0.3.0 | 5f1c0ffee0ddba11 | ? | ? | {runs - 1} |" in provenance
+    assert f"| 0.2.0 | 0ldc0de0ldc0de00 | {'ab' * 8} | yes | 1 |" in provenance
+    assert (
+        "| 1 | 2026-01-01T10:00:00 | shopgym compare fake.toml --set seeds=2 | 0, 1 | cpu | 0.2.0 |"
+        in provenance
+    )
+    assert "| 2 | ? | shopgym compare fake.toml | 0, 1, 2 | cpu | 0.3.0 | 5f1c0ffee0ddba11 |" in provenance
+
+
+def _relabel(folder: Path, old: str, new: str) -> None:
+    """Rename the agent label ``old`` to ``new`` in every file and run folder of ``folder``."""
+    for path in sorted(folder.rglob("*")):
+        if path.is_file() and path.suffix in (".csv", ".json", ".txt"):
+            path.write_text(path.read_text().replace(old, new))
+    for run in sorted((folder / "runs").iterdir()):
+        run.rename(run.with_name(run.name.replace(old, new)))
+
+
+def test_the_regret_reference_is_the_planning_oracle_by_name_not_label(report, tmp_path):
+    copy = _copy(report, tmp_path / "copy")
+    _relabel(copy, "planning-oracle", "lookahead")
+    experiment = json.loads((copy / "experiment.json").read_text())
+    assert [agent["name"] for agent in experiment["agents"]] == ["ppo", "bpr-mf", "lookahead"]
+    experiment["agents"][2]["name"] = "planning-oracle"  # labelled "lookahead"
+    (copy / "experiment.json").write_text(json.dumps(experiment))
+    markdown = write_report(copy)[0].read_text()
+    regret = markdown.split("## Regret to the planning oracle")[1].split("## ")[0]
+    assert "planning oracle (lookahead," in regret
+    assert "| ppo |" in regret and "| lookahead |" not in regret
+
+
+def test_the_report_shows_the_fraction_of_the_oracle_over_all_presets(report, tmp_path):
+    copy = _copy(report, tmp_path / "copy")
+    overall = pd.DataFrame(
+        {
+            "agent": ["bpr-mf", "ppo", "planning-oracle"],  # not in the experiment's order
+            "presets": [2, 2, 2],
+            "seeds": [6, 6, 6],
+            "oracle_fraction_iqm": [0.375, 0.5125, 1.0],
+            "oracle_fraction_iqm_low": [0.25, 0.4, 0.9],
+            "oracle_fraction_iqm_high": [0.5, 0.625, 1.1],
+        }
+    )
+    overall.to_csv(copy / "overall.csv", index=False)
+    heading = "All presets: fraction of the planning oracle's return (IQM, 95% stratified bootstrap)"
+    markdown_path, html_path = write_report(copy)
+    section = markdown_path.read_text().split(f"## {heading}")[1].split("## ")[0]
+    rows = [line for line in section.splitlines() if line.startswith("| ")]
+    assert rows == [
+        "| agent | IQM [95% CI] | presets | seeds |",
+        "| ppo | 0.512 [0.400, 0.625] | 2 | 6 |",
+        "| bpr-mf | 0.375 [0.250, 0.500] | 2 | 6 |",
+        "| planning-oracle | 1.000 [0.900, 1.100] | 2 | 6 |",
+    ]
+    page = html_path.read_text()
+    assert f"<h2>{html.escape(heading)}</h2>" in page
+    assert "<td>ppo</td><td>0.512 [0.400, 0.625]</td><td>2</td><td>6</td>" in page
+    # Without overall.csv (one preset, or no oracle), no such section.
+    assert heading not in (report / "report.md").read_text()
 
 
 def test_write_report_names_what_is_missing(tmp_path):
