@@ -54,7 +54,9 @@ NumpyObservation = dict[str, np.ndarray]
 class TrainingLogWriter(KVWriter):
     """An output of SB3's logger that appends each dump to an agent's ``training_log``:
     ``steps`` (slates) and SB3's numbers (``train/loss``, ``rollout/ep_rew_mean``, ...),
-    without its ``time/`` entries, which hold wall times."""
+    without its ``time/`` entries, which hold wall times, one row per step count. SB3
+    dumps before it trains on a rollout, so on-policy agents' last ``train/`` values
+    are not in the log (a budget of one rollout has none)."""
 
     def __init__(self, log: list[dict[str, float]], steps_per_slate: int):
         self.log = log
@@ -63,9 +65,13 @@ class TrainingLogWriter(KVWriter):
     def write(self, key_values: dict[str, Any], key_excluded: dict[str, Any], step: int = 0) -> None:
         row = {"steps": float(step // self.steps_per_slate)}
         for key, value in key_values.items():
-            if not key.startswith("time/") and isinstance(value, int | float | np.number):
+            if key.split("/")[0] not in ("time", "shopgym") and isinstance(value, int | float | np.number):
                 row[key] = float(value)
-        self.log.append(row)
+        # Off-policy SB3 dumps once per finished episode: several in one vector step.
+        if self.log and self.log[-1]["steps"] == row["steps"]:
+            self.log[-1].update(row)
+        else:
+            self.log.append(row)
 
     def close(self) -> None:
         pass

@@ -158,7 +158,9 @@ def run_agent(
         "eval_wall_time_s": round(time.perf_counter() - trained, 3),
     }
     frame = pd.DataFrame(curve, columns=list(CURVE_COLUMNS)) if curve else None
-    training = pd.DataFrame(agent.training_log) if agent.training_log else None
+    training = None
+    if agent_class.trains_before_evaluation:  # a header alone where the log is empty
+        training = pd.DataFrame(agent.training_log) if agent.training_log else pd.DataFrame(columns=["steps"])
     return AgentResult(records, items, frame, training, meta)
 
 

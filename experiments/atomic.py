@@ -4,6 +4,7 @@ target, flushed to disk, then renamed over it (a rename within a folder is atomi
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 from shopgym.simulator.errors import ConfigError
@@ -15,14 +16,20 @@ def atomic_write(path: str | Path, content: str | bytes) -> Path:
     An OSError (a full disk, a folder without write permission) becomes a ConfigError
     that names the path; the file that was there stays whole."""
     path = Path(path)
-    temporary = path.with_name(f".{path.name}.tmp")
     try:
-        with open(temporary, "wb") as handle:
-            handle.write(content.encode() if isinstance(content, str) else content)
-            handle.flush()
-            os.fsync(handle.fileno())
+        # A name of its own: two writers of one file (a report beside a comparison) never
+        # share a temporary file.
+        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise ConfigError(f"cannot write {path} ({exc})") from exc
+    try:
+        with os.fdopen(handle, "wb") as file:
+            file.write(content.encode() if isinstance(content, str) else content)
+            file.flush()
+            os.fsync(file.fileno())
+        os.chmod(temporary, 0o644)  # mkstemp's files are private; results are for reading
         os.replace(temporary, path)
     except OSError as exc:
-        temporary.unlink(missing_ok=True)
+        Path(temporary).unlink(missing_ok=True)
         raise ConfigError(f"cannot write {path} ({exc})") from exc
     return path

@@ -70,6 +70,8 @@ from shopgym.simulator.device import resolve_device
 from shopgym.simulator.errors import ConfigError, DataError
 from shopgym.simulator.world import World
 
+# The tables an experiment has only with some agents or presets.
+OPTIONAL_TABLES = ("items.csv", "curves.csv", "training.csv", "overall.csv")
 SHIPPED = "shipped"  # the World folder of the shipped default World, wherever it is installed
 
 
@@ -109,6 +111,8 @@ def compare(config: CompareConfig) -> Path:
     """Run (or resume) the comparison; returns the experiment directory."""
     config = replace(config, file=experiment_path(config.file))
     experiment = load_experiment(config.file, smoke=config.smoke, overrides=config.set)
+    if config.ray_gpus_per_run is not None and not config.ray_gpus_per_run > 0:
+        raise ConfigError(f"--ray-gpus-per-run must be > 0, got {config.ray_gpus_per_run}")
     if config.workers < 0 or (config.workers == 0 and config.backend == "local"):
         raise ConfigError(f"--workers must be >= 1 (0 only with --backend ray), got {config.workers}")
     out = config.out or Path("runs") / "compare" / experiment.name
@@ -150,7 +154,9 @@ def _compare(config: CompareConfig, experiment: ExperimentConfig, out: Path) -> 
         execute = _local_executor(config.workers, progress=not config.quiet)
     for name, files in execute(tasks, str(device), experiment.threads):
         _check_worker_code(name, files, expected_of[name], config.allow_code_change)
-        _publish_run(out / "runs", name, files, expected_of[name])
+        # The code that made the run, which differs from this one's only with --allow-code-change.
+        made_by = {key: json.loads(files["meta.json"])[key] for key in ("code", "libraries")}
+        _publish_run(out / "runs", name, files, expected_of[name] | made_by)
         bar.update()
         bar.set_postfix_str(name)
     bar.close()
@@ -373,14 +379,16 @@ def _difference(key: str, recorded: Any, expected: Any) -> str:
 
 def check_run_files(folder: Path, run: dict[str, Any]) -> None:
     """A DataError unless ``folder`` holds every file its ``run`` (an AgentRun as a
-    dict) writes: records and meta, items with details, the learning curve of an agent
-    that trains first with curve points. Folders appear whole (by a rename), so a
+    dict) writes: records and meta, items with details, the training log of an agent
+    that trains first and its learning curve with curve points. Folders appear whole (by a rename), so a
     missing file was removed by hand; the run would otherwise drop out of the tables."""
     needed = ["config.json", "records.csv", "meta.json"]
     if run.get("details", True):
         needed.append("items.csv")
-    if run["curve_points"] and AGENTS[run["agent"]].trains_before_evaluation:
-        needed.append("curve.csv")
+    if AGENTS[run["agent"]].trains_before_evaluation:
+        needed.append("training.csv")
+        if run["curve_points"]:
+            needed.append("curve.csv")
     missing = [name for name in needed if not (folder / name).is_file()]
     if missing:
         raise DataError(
@@ -493,7 +501,9 @@ def _local_executor(workers: int, progress: bool = False) -> Executor:
             return
         # spawn, not fork: a forked torch (threads, CUDA) is unsafe.
         context = get_context("spawn")
-        with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker) as pool:
+        with ProcessPoolExecutor(
+            workers, mp_context=context, initializer=_init_worker, initargs=(os.getpid(),)
+        ) as pool:
             futures = {pool.submit(_task_files, task, device, threads): task.name for task in tasks}
             failure = None
             try:
@@ -530,10 +540,15 @@ class RunFailed(ConfigError):
     """A run raised; the finished runs are kept, and a rerun retries this one."""
 
 
-def _init_worker() -> None:
-    """Each worker process: end it when the comparison that started it dies (killed, say),
-    rather than finish runs that nobody will write; hash its code at once."""
-    parent = os.getppid()
+def _init_worker(parent: int) -> None:
+    """Each worker process: end it when the comparison that started it (``parent``, its
+    PID as the comparison read it) dies, killed say, rather than finish runs that nobody
+    will write; hash its code at once.
+
+    The PID comes from the parent: read here, it would already be 1 in a worker whose
+    parent was killed while the worker was starting, and that worker would never end."""
+    if os.getppid() != parent:
+        os._exit(1)
 
     def watch() -> None:
         while True:
@@ -594,6 +609,9 @@ def aggregate(out: Path, runs: list[RunSpec], quiet: bool = False, report: bool 
         written["overall.csv"] = oracle_fraction_over_presets(scores, reference)
     for filename, frame in written.items():
         atomic_write(out / filename, frame.to_csv(index=False))
+    for filename in OPTIONAL_TABLES:
+        if filename not in written:  # of an earlier invocation with more presets or agents
+            (out / filename).unlink(missing_ok=True)
     if report:
         from shopgym.experiments.report import write_report
 

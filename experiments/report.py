@@ -680,6 +680,7 @@ def _runs(run_dir: Path, agents: list[str], presets: list[str]) -> list[dict]:
     ``agent``, ``seed``, its ``meta`` (runs/*/meta.json of an experiment, records/*.json
     of a run) and its ``code`` (runs/*/config.json's; empty in a run directory)."""
     found = []
+    seeds = (read_json(run_dir / "experiment.json") or {}).get("seeds")
     if (run_dir / "runs").is_dir():
         for folder in sorted((run_dir / "runs").iterdir()):
             meta = read_json(folder / "meta.json")
@@ -692,6 +693,12 @@ def _runs(run_dir: Path, agents: list[str], presets: list[str]) -> list[dict]:
             named = named.get("label") if isinstance(named, dict) else named
             agent = str(named or agent)
             preset = str(config.get("preset") or preset)
+            # Folders of runs the experiment no longer holds (a resume with fewer
+            # presets, agents or seeds keeps them) are not its runs.
+            if (agents and agent not in agents) or (presets and preset not in presets):
+                continue
+            if seeds is not None and seed not in seeds:
+                continue
             found.append(
                 {
                     "name": folder.name,

@@ -197,8 +197,13 @@ def test_a_finished_run_that_lost_a_file_is_an_error_not_a_missing_seed(tiny_com
     (out / "runs" / "synthetic__ppo__seed1" / "records.csv").unlink()
     with pytest.raises(DataError, match=r"synthetic__ppo__seed1: the finished run lacks records\.csv"):
         compare(CompareConfig(file=_file(tmp_path), out=out, quiet=True))
+    (out / "runs" / "synthetic__ppo__seed1" / "records.csv").write_text("x\n")
+    (out / "runs" / "synthetic__ppo__seed0" / "training.csv").unlink()
+    with pytest.raises(DataError, match=r"synthetic__ppo__seed0: the finished run lacks training\.csv"):
+        compare(CompareConfig(file=_file(tmp_path), out=out, quiet=True))
     (out / "experiment.json").write_text("[]")
-    (out / "runs" / "synthetic__ppo__seed1").rename(tmp_path / "moved")  # now that run is simply not done
+    for seed in (0, 1):  # now those runs are simply not done
+        (out / "runs" / f"synthetic__ppo__seed{seed}").rename(tmp_path / f"moved{seed}")
     with pytest.raises(ConfigError, match=r"experiment\.json is not an experiment description"):
         compare(CompareConfig(file=_file(tmp_path), out=out, quiet=True))
 
@@ -274,13 +279,40 @@ def _finished_runs(out: Path) -> int:
     return sum(1 for path in runs.iterdir() if not path.name.startswith(".")) if runs.is_dir() else 0
 
 
+def _children(pid: int) -> list[int]:
+    """The PIDs of the processes whose parent is ``pid`` (Linux /proc)."""
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # ended meanwhile
+        if int(fields[1]) == pid:
+            children.append(int(stat.parent.name))
+    return children
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
 def _kill_when(process: subprocess.Popen, ready, timeout: float = 120) -> bool:
-    """SIGKILL ``process`` once ``ready()``; False if it ended first."""
+    """SIGKILL ``process`` once ``ready()``, then check that its worker processes end
+    too (none is left running runs that nobody will write); False if it ended first."""
     deadline = time.monotonic() + timeout
     while process.poll() is None:
         if ready():
+            workers = _children(process.pid)
             process.send_signal(signal.SIGKILL)
             process.wait()
+            ended_by = time.monotonic() + 30
+            while [pid for pid in workers if _alive(pid)] and time.monotonic() < ended_by:
+                time.sleep(0.1)
+            assert not [pid for pid in workers if _alive(pid)], "workers outlived the killed comparison"
             return True
         assert time.monotonic() < deadline, "the comparison did not get there in time"
         time.sleep(0.05)
@@ -380,3 +412,18 @@ def test_the_table_over_presets_puts_returns_on_the_oracle_scale():
     assert overall.loc["x", "oracle_fraction_iqm"] == pytest.approx(0.5)
     assert overall.loc["oracle", "oracle_fraction_iqm"] == pytest.approx(1.0)
     assert overall.loc["x", "presets"] == 2 and overall.loc["x", "seeds"] == 6
+
+
+def test_a_resume_with_fewer_agents_leaves_no_table_of_the_others(tiny_compare, tmp_path):
+    out = tmp_path / "out"
+    subprocess.run(["cp", "-r", str(tiny_compare), str(out)], check=True)
+    assert (out / "training.csv").is_file() and (out / "curves.csv").is_file()
+    fewer = _file(
+        tmp_path, TINY.replace('name = "ppo"\noptions = { n_steps = 8 }', 'name = "random"'), "fewer.toml"
+    )
+    compare(CompareConfig(file=fewer, out=out, quiet=True))
+    # ppo's folders stay (nothing is deleted), but no table or report section speaks of them.
+    assert (out / "runs" / "synthetic__ppo__seed0").is_dir()
+    assert not (out / "training.csv").exists() and not (out / "curves.csv").exists()
+    assert set(pd.read_csv(out / "scores.csv")["agent"]) == {"popularity", "random", "planning-oracle"}
+    assert "| 6 |" in (out / "report.md").read_text().split("## Provenance")[1].split("*Invocations")[0]
